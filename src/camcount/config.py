@@ -1,0 +1,49 @@
+"""Typed settings: the only module that reads the environment.
+
+Everything is prefixed ``CAMCOUNT_``. With no ``CAMCOUNT_DATABASE_URL`` camcount runs an embedded
+PostgreSQL under ``CAMCOUNT_HOME`` (see :mod:`camcount.db.embedded`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROLE_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAMCOUNT_", extra="ignore")
+
+    # The owner connection: runs migrations and provisioning. Unset = embedded PostgreSQL.
+    database_url: SecretStr | None = None
+    home: Path = Path(".camcount")
+    # Fernet keys (urlsafe base64, 32 bytes). The first encrypts; the others only decrypt (rotation).
+    secret_key: SecretStr | None = None
+    old_secret_keys: SecretStr | None = None
+
+    owner_role: str = Field(default="camcount_owner", pattern=ROLE_NAME_PATTERN)
+    app_role: str = Field(default="camcount_app", pattern=ROLE_NAME_PATTERN)
+    # Password of the application role; trust/peer auth (local development) needs none.
+    app_password: SecretStr | None = None
+
+    pool_min_size: int = Field(default=1, ge=0, le=100)
+    pool_max_size: int = Field(default=10, ge=1, le=500)
+    # Pools of database-placement tenants close after this long without use.
+    pool_idle_seconds: float = Field(default=300.0, gt=0)
+    max_open_tenant_pools: int = Field(default=50, ge=1)
+    migrate_workers: int = Field(default=4, ge=1, le=64)
+    partitions_ahead_months: int = Field(default=3, ge=1, le=24)
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

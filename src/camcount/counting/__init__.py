@@ -1,0 +1,1 @@
+"""Counting data: sites, cameras, count events, their ingestion and aggregates."""

@@ -1,0 +1,1 @@
+"""Database access: connection strings, pools, the tenant-scoped transaction, migrations, roles."""

@@ -1,0 +1,119 @@
+"""Databases, roles and grants.
+
+Two roles: the owner (NOLOGIN; owns every object, runs migrations; the URL's login becomes it
+with ``SET ROLE``) and the application role (LOGIN, not superuser, not owner, no BYPASSRLS; only
+the grants below). Everything here is idempotent and safe to run from parallel processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from psycopg import AsyncConnection, errors, sql
+
+from camcount.config import Settings
+
+# Control-plane tables the application role may read (tenant resolution, limits, public config).
+_APP_READABLE_CONTROL_TABLES = ("plans", "plan_limits", "plan_prices", "tenants", "tenant_limits")
+# Never granted: tenant_configs.secret_ciphertext, database_servers.url_ciphertext, audit_log.
+_APP_READABLE_CONFIG_COLUMNS = ("tenant_id", "key", "value_type", "value", "is_secret", "updated_at")
+
+_ROLE_RACES = (errors.DuplicateObject, errors.UniqueViolation, errors.InternalError_)
+
+
+async def ensure_database(conn: AsyncConnection, dbname: str) -> bool:
+    """Create ``dbname`` if missing (``conn`` is in autocommit). Returns True when it was created."""
+    cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+    if await cur.fetchone():
+        return False
+    try:
+        await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    except errors.DuplicateDatabase:
+        return False
+    return True
+
+
+async def ensure_roles(conn: AsyncConnection, settings: Settings) -> None:
+    """Create or upgrade the owner and application roles (``conn``: the URL's login, autocommit)."""
+    for attempt in range(5):
+        try:
+            await _ensure_roles_once(conn, settings)
+            return
+        except _ROLE_RACES:
+            # Another process created or altered the same role at the same moment; look again.
+            await asyncio.sleep(0.05 * (attempt + 1))
+    await _ensure_roles_once(conn, settings)
+
+
+async def _ensure_roles_once(conn: AsyncConnection, settings: Settings) -> None:
+    owner = sql.Identifier(settings.owner_role)
+    app = sql.Identifier(settings.app_role)
+    if not await _role_exists(conn, settings.owner_role):
+        await conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN CREATEDB").format(owner))
+    if not await _role_exists(conn, settings.app_role):
+        await conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(app))
+    # Re-asserted on every init so a hand-edited role is brought back to the safe shape.
+    await conn.execute(
+        sql.SQL("ALTER ROLE {} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION").format(app)
+    )
+    if settings.app_password is not None:
+        await conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                app, sql.Literal(settings.app_password.get_secret_value())
+            )
+        )
+    cur = await conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    row = await cur.fetchone()
+    if not (row and row[0]):
+        # A non-superuser login must be a member of the owner role to SET ROLE to it.
+        await conn.execute(sql.SQL("GRANT {} TO current_user").format(owner))
+
+
+async def _role_exists(conn: AsyncConnection, name: str) -> bool:
+    cur = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+    return await cur.fetchone() is not None
+
+
+async def grant_database(conn: AsyncConnection, dbname: str, settings: Settings) -> None:
+    """Only the owner and the application role may connect; the owner may create schemas."""
+    db = sql.Identifier(dbname)
+    await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+    await conn.execute(
+        sql.SQL("GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {} TO {}").format(
+            db, sql.Identifier(settings.owner_role)
+        )
+    )
+    await conn.execute(
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, sql.Identifier(settings.app_role))
+    )
+
+
+async def grant_control_plane(conn: AsyncConnection, settings: Settings) -> None:
+    """The application role's view of the control plane: read what resolution and limits need."""
+    app = sql.Identifier(settings.app_role)
+    await conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA control FROM PUBLIC"))
+    await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA control TO {}").format(app))
+    tables = sql.SQL(", ").join(sql.Identifier("control", t) for t in _APP_READABLE_CONTROL_TABLES)
+    await conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(tables, app))
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in _APP_READABLE_CONFIG_COLUMNS)
+    await conn.execute(sql.SQL("GRANT SELECT ({}) ON control.tenant_configs TO {}").format(columns, app))
+    await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA camcount_meta TO {}").format(app))
+    await conn.execute(sql.SQL("GRANT SELECT ON camcount_meta.migrations TO {}").format(app))
+
+
+async def grant_tenant_schema(conn: AsyncConnection, schema: str, settings: Settings) -> None:
+    """DML on the schema's tables, never on partitions: those have no RLS of their own."""
+    cur = await conn.execute(
+        """
+        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+        ORDER BY c.relname
+        """,
+        (schema,),
+    )
+    tables = [row[0] for row in await cur.fetchall()]
+    app = sql.Identifier(settings.app_role)
+    await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), app))
+    if tables:
+        names = sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
+        await conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(names, app))

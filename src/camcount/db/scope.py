@@ -1,0 +1,52 @@
+"""The tenant-scoped transaction: the one audited entry point to tenant data.
+
+Every read or write of tenant tables runs inside :func:`tenant_transaction`. It takes a connection
+from the pool that serves the tenant's placement, opens a transaction, and sets ``search_path``
+and ``camcount.tenant_id`` with transaction scope (``set_config(..., true)``), so the tenant is
+forgotten at COMMIT or ROLLBACK and a pooled connection (or PgBouncer in transaction mode) never
+carries it to the next user. With no context set, the RLS policies match no row: fail closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from psycopg import AsyncConnection, sql
+
+from camcount.db.pools import Database
+from camcount.tenancy.models import TenantLocation
+
+TENANT_SETTING = "camcount.tenant_id"
+
+_SET_CONTEXT = "SELECT set_config('search_path', %s, true), set_config('camcount.tenant_id', %s, true)"
+
+
+def search_path_for(schema_name: str) -> str:
+    """The quoted search_path value for a tenant schema (pg_catalog stays implicitly first)."""
+    return sql.Identifier(schema_name).as_string()
+
+
+async def set_tenant_context(conn: AsyncConnection, location: TenantLocation) -> None:
+    """Set the tenant for the current transaction only. Must be called inside a transaction."""
+    await conn.execute(_SET_CONTEXT, (search_path_for(location.schema_name), str(location.tenant_id)))
+
+
+@asynccontextmanager
+async def tenant_transaction(db: Database, location: TenantLocation) -> AsyncIterator[AsyncConnection]:
+    """A transaction as the application role, scoped to one tenant; commits on success."""
+    pool = await db.app_pool(location.server, location.database_name)
+    async with pool.connection() as conn, conn.transaction():
+        await set_tenant_context(conn, location)
+        yield conn
+
+
+@asynccontextmanager
+async def owner_tenant_transaction(db: Database, location: TenantLocation) -> AsyncIterator[AsyncConnection]:
+    """The same scope for the owner role (demo data, erasure). RLS is forced for the owner too."""
+    async with (
+        db.owner(location.database_name, server=location.server) as conn,
+        conn.transaction(),
+    ):
+        await set_tenant_context(conn, location)
+        yield conn

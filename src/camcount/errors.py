@@ -1,0 +1,32 @@
+"""Errors that camcount's actions raise for callers (CLI, API) to show as they are.
+
+Each message is safe to show to the person who made the request: it names what was wrong and
+where, and never another tenant's name, id or existence.
+"""
+
+from __future__ import annotations
+
+
+class CamcountError(Exception):
+    """Base for errors a user can act on."""
+
+
+class InvalidInput(CamcountError):
+    """Bad input: the message says which field and why."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class NotFound(CamcountError):
+    """Missing, or not yours: the two are never told apart."""
+
+
+class Conflict(CamcountError):
+    """The request contradicts what exists (a taken slug with other settings, a limit reached)."""
+
+
+class ConfigurationError(CamcountError):
+    """camcount itself is not set up for this (no secret key, unknown server, ...)."""

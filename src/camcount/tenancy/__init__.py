@@ -1,0 +1,1 @@
+"""Tenants: their records, validation, provisioning, placements, lifecycle and configuration."""

@@ -1,0 +1,250 @@
+"""Creating a tenant: all or nothing, idempotent, safe under concurrency.
+
+Pooled and schema tenants are created in one transaction (tenant row, limits, configuration,
+schema and tables), so a failure anywhere leaves nothing. A database tenant needs CREATE DATABASE,
+which cannot run inside a transaction: its row is committed first as ``provisioning`` (invisible
+to resolution), the database is copied from the server's migrated template, and any failure drops
+the database and the row again. A retry of a half-provisioned tenant finishes or cleans it up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection, errors
+
+from camcount.db import migrations as ledger
+from camcount.db.pools import DEFAULT_SERVER, Database
+from camcount.db.roles import grant_tenant_schema
+from camcount.errors import Conflict, InvalidInput
+from camcount.tenancy import audit
+from camcount.tenancy.bootstrap import create_database_as_owner, drop_database
+from camcount.tenancy.lifecycle import get_tenant_by_slug, lock_tenant_slug
+from camcount.tenancy.models import Placement, Status, Tenant
+from camcount.tenancy.partitions import ensure_partitions
+from camcount.tenancy.placements import database_name_for, schema_name_for, template_database_name
+from camcount.tenancy.validation import (
+    validate_choice,
+    validate_domain,
+    validate_name,
+    validate_server_name,
+    validate_slug,
+    validate_subdomain,
+    validate_timezone,
+)
+
+# The seed's default configuration, written for every new tenant.
+DEFAULT_CONFIG: tuple[tuple[str, str, str], ...] = (
+    ("language", "en", "string"),
+    ("date_format", "YYYY-MM-DD", "string"),
+    ("backup_frequency", "daily", "string"),
+    ("support_level", "standard", "string"),
+)
+TEMPLATE_BUSY_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class TenantRequest:
+    """A validated request to create a tenant."""
+
+    slug: str
+    name: str
+    plan: str = "standard"
+    placement: Placement = Placement.POOLED
+    server: str = DEFAULT_SERVER
+    domain: str | None = None
+    subdomain: str | None = None
+    timezone: str = "UTC"
+
+    @classmethod
+    def parse(
+        cls,
+        slug: str,
+        *,
+        name: str,
+        plan: str = "standard",
+        placement: str = "pooled",
+        server: str | None = None,
+        domain: str | None = None,
+        subdomain: str | None = None,
+        timezone: str = "UTC",
+    ) -> TenantRequest:
+        chosen = Placement(validate_choice(placement, [p.value for p in Placement], "placement"))
+        if server is not None and chosen is not Placement.DATABASE:
+            raise InvalidInput("server", "only database-placement tenants are placed on a chosen server")
+        return cls(
+            slug=validate_slug(slug),
+            name=validate_name(name),
+            plan=plan,
+            placement=chosen,
+            server=validate_server_name(server) if server is not None else DEFAULT_SERVER,
+            domain=validate_domain(domain) if domain else None,
+            subdomain=validate_subdomain(subdomain) if subdomain else None,
+            timezone=validate_timezone(timezone),
+        )
+
+    def differences(self, tenant: Tenant) -> list[str]:
+        """How an existing tenant of the same slug differs from this request."""
+        wanted = {
+            "name": self.name, "plan": self.plan, "placement": str(self.placement), "server": self.server,
+            "domain": self.domain, "subdomain": self.subdomain, "timezone": self.timezone,
+        }  # fmt: skip
+        have = tenant.public_dict()
+        return [
+            f"{key} is {have[key]!r}, not {value!r}" for key, value in wanted.items() if have[key] != value
+        ]
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    tenant: Tenant
+    created: bool
+
+
+async def create_tenant(db: Database, request: TenantRequest, *, actor: str) -> ProvisionResult:
+    """Create the tenant, or report the identical one that exists; a conflicting one is refused."""
+    if request.placement is Placement.DATABASE:
+        db.server(request.server)  # unknown server: a clear error before anything is written
+    async with db.owner() as conn, conn.transaction():
+        # Serialises creates of one slug: the second waits, then sees the first's committed row.
+        await lock_tenant_slug(conn, request.slug)
+        existing = await get_tenant_by_slug(conn, request.slug, include_provisioning=True)
+        if existing is None:
+            tenant = await _insert_tenant(conn, db, request, actor=actor)
+            await _create_schema_storage(conn, db, tenant)
+    if existing is not None:
+        return await _existing(db, request, existing, actor=actor)
+    if tenant.placement is Placement.DATABASE:
+        tenant = await _create_database_storage(db, tenant, actor=actor)
+    return ProvisionResult(tenant, created=True)
+
+
+async def _existing(db: Database, request: TenantRequest, existing: Tenant, *, actor: str) -> ProvisionResult:
+    differences = request.differences(existing)
+    if differences:
+        raise Conflict(
+            f"tenant {request.slug!r} already exists with other settings: " + "; ".join(differences)
+        )
+    if existing.status is Status.PROVISIONING:
+        # A previous attempt died half-way: finish it now.
+        return ProvisionResult(await _create_database_storage(db, existing, actor=actor), created=True)
+    return ProvisionResult(existing, created=False)
+
+
+async def _insert_tenant(
+    conn: AsyncConnection, db: Database, request: TenantRequest, *, actor: str
+) -> Tenant:
+    cur = await conn.execute(
+        "SELECT retention_days FROM control.plans WHERE code = %s AND is_active", (request.plan,)
+    )
+    plan_row = await cur.fetchone()
+    if plan_row is None:
+        raise InvalidInput("plan", f"{request.plan[:40]!r} is not an active plan")
+    cur = await conn.execute("SELECT nextval(pg_get_serial_sequence('control.tenants', 'id'))")
+    row = await cur.fetchone()
+    assert row is not None
+    tenant_id = int(row[0])
+    is_database = request.placement is Placement.DATABASE
+    try:
+        await conn.execute(
+            """
+            INSERT INTO control.tenants (id, slug, name, domain, subdomain, status, plan, placement, server,
+                                         schema_name, database_name, timezone)
+            OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            """,
+            (
+                tenant_id, request.slug, request.name, request.domain, request.subdomain,
+                Status.PROVISIONING if is_database else Status.ACTIVE, request.plan, request.placement,
+                request.server, schema_name_for(request.placement, tenant_id),
+                database_name_for(db.main_dbname, tenant_id) if is_database else None, request.timezone,
+            ),
+        )  # fmt: skip
+    except errors.UniqueViolation as exc:
+        column = "domain" if "domain" in str(exc) else "subdomain" if "subdomain" in str(exc) else "slug"
+        raise Conflict(f"{column} is already in use by another tenant") from None
+    await conn.execute(
+        """
+        INSERT INTO control.tenant_limits (tenant_id, resource, limit_value, reset_period)
+        SELECT %s, resource, limit_value, reset_period FROM control.plan_limits WHERE plan = %s
+        """,
+        (tenant_id, request.plan),
+    )
+    defaults = [
+        *DEFAULT_CONFIG,
+        ("timezone", request.timezone, "string"),
+        ("retention_days", str(plan_row[0]), "integer"),
+    ]
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO control.tenant_configs (tenant_id, key, value, value_type) VALUES (%s, %s, %s, %s)",
+            [(tenant_id, key, value, kind) for key, value, kind in defaults],
+        )
+    tenant = await get_tenant_by_slug(conn, request.slug, include_provisioning=True)
+    assert tenant is not None
+    await audit.record(
+        conn, actor=actor, action="tenant.create", tenant_id=tenant_id, tenant_slug=request.slug,
+        after=tenant.public_dict(),
+    )  # fmt: skip
+    return tenant
+
+
+async def _create_schema_storage(conn: AsyncConnection, db: Database, tenant: Tenant) -> None:
+    """Schema placement: its own schema and tables. Pooled uses the shared schema; database waits."""
+    if tenant.placement is Placement.SCHEMA:
+        await ledger.apply_pending(conn, tenant.schema_name, ledger.load_migrations(ledger.TENANT_TREE))
+        await ensure_partitions(conn, tenant.schema_name, ahead=db.settings.partitions_ahead_months)
+        await grant_tenant_schema(conn, tenant.schema_name, db.settings)
+
+
+async def _create_database_storage(db: Database, tenant: Tenant, *, actor: str) -> Tenant:
+    assert tenant.database_name is not None
+    try:
+        await _copy_template(db, tenant)
+        async with db.owner(tenant.database_name, server=tenant.server) as conn, conn.transaction():
+            # The template is kept migrated; this catches up if a migration landed in between.
+            await ledger.apply_pending(conn, tenant.schema_name, ledger.load_migrations(ledger.TENANT_TREE))
+            await ensure_partitions(conn, tenant.schema_name, ahead=db.settings.partitions_ahead_months)
+            await grant_tenant_schema(conn, tenant.schema_name, db.settings)
+        async with db.owner() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE control.tenants SET status = 'active', updated_at = now() WHERE id = %s", (tenant.id,)
+            )
+            await audit.record(
+                conn,
+                actor=actor,
+                action="tenant.database_ready",
+                tenant_id=tenant.id,
+                tenant_slug=tenant.slug,
+            )
+            active = await get_tenant_by_slug(conn, tenant.slug)
+    except BaseException:
+        await _undo_database_tenant(db, tenant)
+        raise
+    assert active is not None
+    return active
+
+
+async def _copy_template(db: Database, tenant: Tenant) -> None:
+    assert tenant.database_name is not None
+    template = template_database_name(db.main_dbname)
+    for attempt in range(TEMPLATE_BUSY_RETRIES):
+        try:
+            await create_database_as_owner(db, tenant.database_name, server=tenant.server, template=template)
+            return
+        except errors.DuplicateDatabase:
+            return  # a previous attempt got this far
+        except errors.ObjectInUse:
+            # Someone (a migration) is connected to the template; copying needs it idle.
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise Conflict("the tenant template database stayed busy; try again shortly")
+
+
+async def _undo_database_tenant(db: Database, tenant: Tenant) -> None:
+    assert tenant.database_name is not None
+    await db.close_pool(tenant.server, tenant.database_name)
+    await drop_database(db, tenant.database_name, server=tenant.server)
+    async with db.owner() as conn, conn.transaction():
+        await conn.execute(
+            "DELETE FROM control.tenants WHERE id = %s AND status = 'provisioning'", (tenant.id,)
+        )
