@@ -30,3 +30,13 @@ class Conflict(CamcountError):
 
 class ConfigurationError(CamcountError):
     """camcount itself is not set up for this (no secret key, unknown server, ...)."""
+
+
+class LimitReached(Conflict):
+    """A plan limit would be exceeded; the message names the limit and the current usage."""
+
+    def __init__(self, resource: str, used: int, limit: int) -> None:
+        super().__init__(f"limit reached: {resource} {used} of {limit}")
+        self.resource = resource
+        self.used = used
+        self.limit = limit

@@ -1,1 +1,1 @@
-"""camcount."""
+"""Plans, limits, quotas, usage metering and rate limits."""
