@@ -17,6 +17,14 @@ from camcount.config import Settings
 _APP_READABLE_CONTROL_TABLES = ("plans", "plan_limits", "plan_prices", "tenants", "tenant_limits")
 # Never granted: tenant_configs.secret_ciphertext, database_servers.url_ciphertext, audit_log.
 _APP_READABLE_CONFIG_COLUMNS = ("tenant_id", "key", "value_type", "value", "is_secret", "updated_at")
+# Limits and metering (camcount.limits): what the API process itself reads and writes.
+_APP_LIMITS_READABLE = ("tenant_storage", "usage_threshold_events", "tenant_billing")
+_APP_LIMITS_STATEMENTS = (
+    "GRANT UPDATE (current_usage, period_start, updated_at) ON control.tenant_limits TO {}",
+    "GRANT INSERT, UPDATE ON control.tenant_resource_usage TO {}",
+    "GRANT SELECT ON control.tenant_resource_usage TO {}",
+    "GRANT INSERT ON control.usage_threshold_events TO {}",
+)
 
 _ROLE_RACES = (errors.DuplicateObject, errors.UniqueViolation, errors.InternalError_)
 
@@ -98,6 +106,10 @@ async def grant_control_plane(conn: AsyncConnection, settings: Settings) -> None
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in _APP_READABLE_CONFIG_COLUMNS)
     await conn.execute(sql.SQL("GRANT SELECT ({}) ON control.tenant_configs TO {}").format(columns, app))
     await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA camcount_meta TO {}").format(app))
+    limits_tables = sql.SQL(", ").join(sql.Identifier("control", t) for t in _APP_LIMITS_READABLE)
+    await conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(limits_tables, app))
+    for statement in _APP_LIMITS_STATEMENTS:
+        await conn.execute(sql.SQL(statement).format(app))  # type: ignore[arg-type]
     await conn.execute(sql.SQL("GRANT SELECT ON camcount_meta.migrations TO {}").format(app))
 
 

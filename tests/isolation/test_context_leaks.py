@@ -1,0 +1,80 @@
+"""A connection reused across tenants carries nothing from the previous transaction."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+from psycopg import errors, sql
+from tests.fixtures.tenants import TenantFactory
+
+from camcount.config import Settings
+from camcount.db.pools import Database
+from camcount.db.scope import tenant_transaction
+from camcount.tenancy.models import Tenant
+
+CONTEXT = "SELECT current_setting('camcount.tenant_id', true), current_setting('search_path')"
+
+
+async def test_the_next_user_of_a_pooled_connection_inherits_no_tenant(
+    db: Database, settings: Settings, make_tenant: TenantFactory
+) -> None:
+    pooled = await make_tenant("pooled")
+    schema = await make_tenant("schema")
+    # A pool of one connection, so every transaction below runs on the same backend.
+    single = Database(settings.model_copy(update={"pool_min_size": 1, "pool_max_size": 1}),
+                      db.default_server.owner_url)  # fmt: skip
+    backends = set()
+    try:
+        pool = await single.app_pool()
+        for tenant in (pooled, schema, pooled):
+            async with tenant_transaction(single, tenant.location) as conn:
+                backends.add(conn.info.backend_pid)
+                await conn.execute(
+                    "INSERT INTO sites (tenant_id, name) VALUES (%s, %s)", (tenant.id, uuid4().hex)
+                )
+                cur = await conn.execute(CONTEXT)
+                assert await cur.fetchone() == (str(tenant.id), f'"{tenant.schema_name}"')
+            async with pool.connection() as conn:
+                backends.add(conn.info.backend_pid)
+                cur = await conn.execute(CONTEXT)
+                assert (await cur.fetchone() or ("?",))[0] in (None, "")
+                for schema_name in ("pooled", schema.schema_name):
+                    cur = await conn.execute(
+                        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema_name, "sites"))
+                    )
+                    assert await cur.fetchone() == (0,)
+    finally:
+        await single.close()
+    assert len(backends) == 1
+
+
+async def test_an_error_and_rollback_leave_no_tenant_behind(db: Database, tenant_a: Tenant) -> None:
+    pool = await db.app_pool(tenant_a.server, tenant_a.database_name)
+    with pytest.raises(errors.UndefinedTable):
+        async with tenant_transaction(db, tenant_a.location) as conn:
+            await conn.execute("SELECT * FROM no_such_table")
+    async with pool.connection() as conn:
+        cur = await conn.execute(CONTEXT)
+        setting, search_path = await cur.fetchone() or ("?", "?")
+        assert setting in (None, "")
+        assert tenant_a.schema_name not in search_path
+
+
+async def test_an_exception_in_application_code_rolls_back_and_forgets_the_tenant(
+    db: Database, tenant_a: Tenant
+) -> None:
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        async with tenant_transaction(db, tenant_a.location) as conn:
+            await conn.execute("INSERT INTO sites (tenant_id, name) VALUES (%s, 'never')", (tenant_a.id,))
+            raise Boom
+    async with tenant_transaction(db, tenant_a.location) as conn:
+        cur = await conn.execute("SELECT count(*) FROM sites WHERE name = 'never'")
+        assert await cur.fetchone() == (0,)
+    pool = await db.app_pool(tenant_a.server, tenant_a.database_name)
+    async with pool.connection() as conn:
+        cur = await conn.execute(CONTEXT)
+        assert (await cur.fetchone() or ("?",))[0] in (None, "")
