@@ -32,11 +32,29 @@ class Settings(BaseSettings):
 
     pool_min_size: int = Field(default=1, ge=0, le=100)
     pool_max_size: int = Field(default=10, ge=1, le=500)
+    owner_pool_max_size: int = Field(default=8, ge=1, le=100)
     # Pools of database-placement tenants close after this long without use.
     pool_idle_seconds: float = Field(default=300.0, gt=0)
     max_open_tenant_pools: int = Field(default=50, ge=1)
     migrate_workers: int = Field(default=4, ge=1, le=64)
     partitions_ahead_months: int = Field(default=3, ge=1, le=24)
+
+    # -- HTTP API (`camcount serve`) ------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=64)
+    # Tenants are also found by host name: `{subdomain}.{base_domain}` or a tenant's own domain.
+    base_domain: str | None = None
+    # Shared cache and invalidation across API processes; unset = in-process cache only.
+    redis_url: SecretStr | None = None
+    # HS256 key for access tokens; unset = derived from the secret key (HKDF), see docs/api.md.
+    jwt_secret: SecretStr | None = None
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # How long an API process trusts its copy of a tenant's status and plan.
+    tenant_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    # Adds GET /bench/constant (the benchmark's bare baseline). Off in production.
+    bench_endpoints: bool = False
 
     @field_validator("home")
     @classmethod

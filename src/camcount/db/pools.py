@@ -40,6 +40,7 @@ class Database:
         self._servers: dict[str, ServerAddress] = {DEFAULT_SERVER: self.default_server}
         self._pools: dict[tuple[str, str], _PoolEntry] = {}
         self._pools_lock = asyncio.Lock()
+        self._owner_main_pool: AsyncConnectionPool | None = None
 
     # -- servers -----------------------------------------------------------------------------
 
@@ -60,17 +61,48 @@ class Database:
 
     @asynccontextmanager
     async def owner(
-        self, dbname: str | None = None, *, server: str = DEFAULT_SERVER, autocommit: bool = False
+        self, dbname: str | None = None, *, server: str = DEFAULT_SERVER
     ) -> AsyncIterator[AsyncConnection]:
-        """A connection acting as the owner role: migrations, provisioning, control-plane writes."""
-        address = self.server(server)
-        conn = await AsyncConnection.connect(address.owner(dbname or self.main_dbname), autocommit=True)
+        """A connection acting as the owner role: migrations, provisioning, control-plane writes.
+
+        In autocommit: statements outside ``conn.transaction()`` commit at once, and every
+        ``conn.transaction()`` is a real transaction (never a savepoint in an implicit one).
+        The main database's owner connections come from a small pool; others are opened and closed.
+        """
+        if server == DEFAULT_SERVER and dbname in (None, self.main_dbname):
+            pool = await self._owner_pool()
+            async with pool.connection() as conn:
+                yield conn
+            return
+        conn = await AsyncConnection.connect(
+            self.server(server).owner(dbname or self.main_dbname), autocommit=True
+        )
         try:
-            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.settings.owner_role)))
-            await conn.set_autocommit(autocommit)
+            await self._become_owner(conn)
             yield conn
         finally:
             await conn.close()
+
+    async def _become_owner(self, conn: AsyncConnection) -> None:
+        await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.settings.owner_role)))
+
+    async def _owner_pool(self) -> AsyncConnectionPool:
+        if self._owner_main_pool is None:
+            async with self._pools_lock:
+                if self._owner_main_pool is None:
+                    pool = AsyncConnectionPool(
+                        self.default_server.owner(self.main_dbname),
+                        min_size=0,
+                        max_size=self.settings.owner_pool_max_size,
+                        max_idle=self.settings.pool_idle_seconds,
+                        kwargs={"autocommit": True},
+                        configure=self._become_owner,
+                        name="owner:main",
+                        open=False,
+                    )
+                    await pool.open()
+                    self._owner_main_pool = pool
+        return self._owner_main_pool
 
     @asynccontextmanager
     async def login(self, dbname: str, *, server: str = DEFAULT_SERVER) -> AsyncIterator[AsyncConnection]:
@@ -143,3 +175,6 @@ class Database:
         self._pools.clear()
         for entry in entries:
             await entry.pool.close(timeout=5)
+        if self._owner_main_pool is not None:
+            await self._owner_main_pool.close(timeout=5)
+            self._owner_main_pool = None

@@ -19,8 +19,9 @@ from camcount.db.pools import DEFAULT_SERVER, Database
 from camcount.db.roles import grant_tenant_schema
 from camcount.errors import Conflict, InvalidInput
 from camcount.tenancy import audit
-from camcount.tenancy.bootstrap import create_database_as_owner, drop_database
-from camcount.tenancy.lifecycle import get_tenant_by_slug, lock_tenant_slug
+from camcount.tenancy.bootstrap import create_database_as_owner
+from camcount.tenancy.bootstrap import drop_database as drop_tenant_database
+from camcount.tenancy.lifecycle import get_tenant_by_slug
 from camcount.tenancy.models import Placement, Status, Tenant
 from camcount.tenancy.partitions import ensure_partitions
 from camcount.tenancy.placements import database_name_for, schema_name_for, template_database_name
@@ -106,30 +107,43 @@ async def create_tenant(db: Database, request: TenantRequest, *, actor: str) -> 
     """Create the tenant, or report the identical one that exists; a conflicting one is refused."""
     if request.placement is Placement.DATABASE:
         db.server(request.server)  # unknown server: a clear error before anything is written
-    async with db.owner() as conn, conn.transaction():
-        # Serialises creates of one slug: the second waits, then sees the first's committed row.
-        await lock_tenant_slug(conn, request.slug)
-        existing = await get_tenant_by_slug(conn, request.slug, include_provisioning=True)
-        if existing is None:
-            tenant = await _insert_tenant(conn, db, request, actor=actor)
-            await _create_schema_storage(conn, db, tenant)
+    async with db.owner() as conn:
+        # One connection holds a session-level lock on the slug for the whole provisioning, so a
+        # parallel create of the same slug waits and then finds the finished tenant. A crash
+        # releases the lock with the connection, and the next attempt resumes.
+        await conn.execute(_LOCK_SLUG, (request.slug,))
+        try:
+            return await _create_locked(conn, db, request, actor=actor)
+        finally:
+            await conn.execute(_UNLOCK_SLUG, (request.slug,))
+
+
+# The same key as lifecycle.lock_tenant_slug, so status changes wait for provisioning too.
+_LOCK_SLUG = "SELECT pg_advisory_lock(hashtext('camcount.tenant'), hashtext(%s))"
+_UNLOCK_SLUG = "SELECT pg_advisory_unlock(hashtext('camcount.tenant'), hashtext(%s))"
+
+
+async def _create_locked(
+    control: AsyncConnection, db: Database, request: TenantRequest, *, actor: str
+) -> ProvisionResult:
+    existing = await get_tenant_by_slug(control, request.slug, include_provisioning=True)
     if existing is not None:
-        return await _existing(db, request, existing, actor=actor)
-    if tenant.placement is Placement.DATABASE:
-        tenant = await _create_database_storage(db, tenant, actor=actor)
-    return ProvisionResult(tenant, created=True)
-
-
-async def _existing(db: Database, request: TenantRequest, existing: Tenant, *, actor: str) -> ProvisionResult:
-    differences = request.differences(existing)
-    if differences:
-        raise Conflict(
-            f"tenant {request.slug!r} already exists with other settings: " + "; ".join(differences)
-        )
-    if existing.status is Status.PROVISIONING:
+        differences = request.differences(existing)
+        if differences:
+            raise Conflict(
+                f"tenant {request.slug!r} already exists with other settings: " + "; ".join(differences)
+            )
+        if existing.status is not Status.PROVISIONING:
+            return ProvisionResult(existing, created=False)
         # A previous attempt died half-way: finish it now.
-        return ProvisionResult(await _create_database_storage(db, existing, actor=actor), created=True)
-    return ProvisionResult(existing, created=False)
+        resumed = await _create_database_storage(control, db, existing, actor=actor, resume=True)
+        return ProvisionResult(resumed, created=True)
+    async with control.transaction():
+        tenant = await _insert_tenant(control, db, request, actor=actor)
+        await _create_schema_storage(control, db, tenant)
+    if tenant.placement is Placement.DATABASE:
+        tenant = await _create_database_storage(control, db, tenant, actor=actor)
+    return ProvisionResult(tenant, created=True)
 
 
 async def _insert_tenant(
@@ -197,54 +211,75 @@ async def _create_schema_storage(conn: AsyncConnection, db: Database, tenant: Te
         await grant_tenant_schema(conn, tenant.schema_name, db.settings)
 
 
-async def _create_database_storage(db: Database, tenant: Tenant, *, actor: str) -> Tenant:
+async def _create_database_storage(
+    control: AsyncConnection, db: Database, tenant: Tenant, *, actor: str, resume: bool = False
+) -> Tenant:
+    """Copy the template into the tenant's database, then mark the tenant active.
+
+    ``resume``: a previous attempt for this very tenant may have created the database already.
+    On failure, the database is dropped only if it is this tenant's (never a stranger's that
+    happened to have the name), and the provisioning row is removed.
+    """
     assert tenant.database_name is not None
+    ours = resume
     try:
-        await _copy_template(db, tenant)
+        ours = await _copy_template(db, tenant, adopt_existing=resume) or resume
         async with db.owner(tenant.database_name, server=tenant.server) as conn, conn.transaction():
             # The template is kept migrated; this catches up if a migration landed in between.
             await ledger.apply_pending(conn, tenant.schema_name, ledger.load_migrations(ledger.TENANT_TREE))
             await ensure_partitions(conn, tenant.schema_name, ahead=db.settings.partitions_ahead_months)
             await grant_tenant_schema(conn, tenant.schema_name, db.settings)
-        async with db.owner() as conn, conn.transaction():
-            await conn.execute(
+        async with control.transaction():
+            await control.execute(
                 "UPDATE control.tenants SET status = 'active', updated_at = now() WHERE id = %s", (tenant.id,)
             )
             await audit.record(
-                conn,
+                control,
                 actor=actor,
                 action="tenant.database_ready",
                 tenant_id=tenant.id,
                 tenant_slug=tenant.slug,
             )
-            active = await get_tenant_by_slug(conn, tenant.slug)
+            active = await get_tenant_by_slug(control, tenant.slug)
     except BaseException:
-        await _undo_database_tenant(db, tenant)
+        await _undo_database_tenant(control, db, tenant, actor=actor, drop_database=ours)
         raise
     assert active is not None
     return active
 
 
-async def _copy_template(db: Database, tenant: Tenant) -> None:
+async def _copy_template(db: Database, tenant: Tenant, *, adopt_existing: bool) -> bool:
+    """CREATE DATABASE from the template; True if this call created it."""
     assert tenant.database_name is not None
     template = template_database_name(db.main_dbname)
     for attempt in range(TEMPLATE_BUSY_RETRIES):
         try:
             await create_database_as_owner(db, tenant.database_name, server=tenant.server, template=template)
-            return
+            return True
         except errors.DuplicateDatabase:
-            return  # a previous attempt got this far
+            if adopt_existing:
+                return False  # the previous attempt for this tenant got this far
+            raise Conflict(
+                f"a database named {tenant.database_name!r} already exists on server {tenant.server!r}; "
+                "camcount will not adopt a database it did not create"
+            ) from None
         except errors.ObjectInUse:
             # Someone (a migration) is connected to the template; copying needs it idle.
             await asyncio.sleep(0.05 * (attempt + 1))
     raise Conflict("the tenant template database stayed busy; try again shortly")
 
 
-async def _undo_database_tenant(db: Database, tenant: Tenant) -> None:
+async def _undo_database_tenant(
+    control: AsyncConnection, db: Database, tenant: Tenant, *, actor: str, drop_database: bool
+) -> None:
     assert tenant.database_name is not None
     await db.close_pool(tenant.server, tenant.database_name)
-    await drop_database(db, tenant.database_name, server=tenant.server)
-    async with db.owner() as conn, conn.transaction():
-        await conn.execute(
+    if drop_database:
+        await drop_tenant_database(db, tenant.database_name, server=tenant.server)
+    async with control.transaction():
+        await control.execute(
             "DELETE FROM control.tenants WHERE id = %s AND status = 'provisioning'", (tenant.id,)
+        )
+        await audit.record(
+            control, actor=actor, action="tenant.create_failed", tenant_id=tenant.id, tenant_slug=tenant.slug
         )
