@@ -8,6 +8,7 @@ the grants below). Everything here is idempotent and safe to run from parallel p
 from __future__ import annotations
 
 import asyncio
+from typing import LiteralString
 
 from psycopg import AsyncConnection, errors, sql
 
@@ -19,7 +20,7 @@ _APP_READABLE_CONTROL_TABLES = ("plans", "plan_limits", "plan_prices", "tenants"
 _APP_READABLE_CONFIG_COLUMNS = ("tenant_id", "key", "value_type", "value", "is_secret", "updated_at")
 # Limits and metering (camcount.limits): what the API process itself reads and writes.
 _APP_LIMITS_READABLE = ("tenant_storage", "usage_threshold_events", "tenant_billing")
-_APP_LIMITS_STATEMENTS = (
+_APP_LIMITS_STATEMENTS: tuple[LiteralString, ...] = (
     "GRANT UPDATE (current_usage, period_start, updated_at) ON control.tenant_limits TO {}",
     "GRANT INSERT, UPDATE ON control.tenant_resource_usage TO {}",
     "GRANT SELECT ON control.tenant_resource_usage TO {}",
@@ -105,11 +106,21 @@ async def grant_control_plane(conn: AsyncConnection, settings: Settings) -> None
     await conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(tables, app))
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in _APP_READABLE_CONFIG_COLUMNS)
     await conn.execute(sql.SQL("GRANT SELECT ({}) ON control.tenant_configs TO {}").format(columns, app))
+    # API authentication (control 0002): device key prefixes are written by the API when keys are
+    # created or revoked; operator tokens are only read (created by `camcount operator token`).
+    await conn.execute(
+        sql.SQL("GRANT SELECT, INSERT, DELETE ON control.device_key_directory TO {}").format(app)
+    )
+    await conn.execute(
+        sql.SQL(
+            "GRANT SELECT (id, name, prefix, token_hash, revoked_at) ON control.operator_tokens TO {}"
+        ).format(app)
+    )
     await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA camcount_meta TO {}").format(app))
     limits_tables = sql.SQL(", ").join(sql.Identifier("control", t) for t in _APP_LIMITS_READABLE)
     await conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(limits_tables, app))
     for statement in _APP_LIMITS_STATEMENTS:
-        await conn.execute(sql.SQL(statement).format(app))  # type: ignore[arg-type]
+        await conn.execute(sql.SQL(statement).format(app))
     await conn.execute(sql.SQL("GRANT SELECT ON camcount_meta.migrations TO {}").format(app))
 
 

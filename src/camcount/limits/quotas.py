@@ -1,0 +1,334 @@
+"""Periodic quotas (API calls per day, events per month) without a database write per request.
+
+The design is a lease: each API process reserves a block of units for a (tenant, resource) in
+one atomic, conditional statement on ``control.tenant_limits`` and then serves requests from that
+block in memory. The reservation never grants more than ``limit - current_usage`` (the row is
+locked by the statement), and ``current_usage`` counts every unit granted to any process, so the
+number of accepted requests in a period can **never exceed the limit**, across any number of
+processes, with no Redis needed.
+
+The price of that guarantee is the opposite margin: a process may be refused while another
+process still holds unused units. That early refusal is bounded by ``(processes - 1) * block``
+units (block = 1% of the limit, at least 1, at most ``max_block``), and it closes within
+``idle_release`` seconds: a process returns a lease it has not touched for that long (and every
+lease at shutdown). A process that crashes loses its unused block for the rest of the period.
+
+Counting: every accepted unit is added to an in-memory tally per tenant, resource and local day,
+flushed every ``flush_interval`` seconds into ``control.tenant_resource_usage`` (one upsert per
+tenant and resource), which is the per-day history billing reads.
+
+Periods reset at the boundary in the tenant's time zone: the reservation statement sets
+``period_start`` to the current period and restarts ``current_usage`` from zero when the stored
+period is older; :func:`reset_expired_periods` does the same for idle tenants on a schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from camcount.db.pools import Database
+from camcount.errors import CamcountError
+from camcount.limits.periods import local_date, period_bounds, zone
+from camcount.limits.plans import QUOTAS
+from camcount.tenancy.models import Tenant
+
+log = logging.getLogger(__name__)
+
+API_CALLS = "api_calls_per_day"
+EVENTS = "events_per_month"
+
+
+class QuotaExceeded(CamcountError):
+    """A periodic quota is used up; the message names it, the usage and when it resets."""
+
+    def __init__(self, resource: str, used: int, limit: int, resets_at: datetime, tz: str) -> None:
+        local = resets_at.astimezone(zone(tz)).isoformat(timespec="seconds")
+        super().__init__(f"quota exceeded: {resource} {used} of {limit}; resets at {local}")
+        self.resource = resource
+        self.used = used
+        self.limit = limit
+        self.resets_at = resets_at
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, math.ceil((self.resets_at - datetime.now(UTC)).total_seconds()))
+
+
+@dataclass
+class QuotaState:
+    """What a caller may show: the quota, what is used (granted) and when it resets."""
+
+    resource: str
+    limit: int | None
+    used: int
+    resets_at: datetime
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.used)
+
+
+@dataclass
+class _Lease:
+    period_start: datetime
+    period_end: datetime
+    limit: int | None = None  # None: no limit row (unlimited), only counted
+    remaining: int = 0  # granted to this process, not yet consumed
+    used_in_db: int = 0  # current_usage after our last reservation (includes other processes)
+    refused_until: float = 0.0  # monotonic: refuse without asking the database until then
+    last_used: float = field(default_factory=time.monotonic)
+    thresholds_recorded: set[int] = field(default_factory=set)
+
+
+# Reserve up to %(want)s units for the current period; restart the count when the period moved.
+# The sub-select locks the row and returns its latest version, so "old" is what we update from.
+_RESERVE = """
+UPDATE control.tenant_limits tl
+SET current_usage = old.used + least(%(want)s, greatest(old.limit_value - old.used, 0)),
+    period_start = %(ps)s, updated_at = now()
+FROM (SELECT tenant_id, resource, limit_value,
+             CASE WHEN period_start IS DISTINCT FROM %(ps)s THEN 0 ELSE current_usage END AS used
+      FROM control.tenant_limits
+      WHERE tenant_id = %(t)s AND resource = %(r)s AND (period_start IS NULL OR period_start <= %(ps)s)
+      FOR UPDATE) old
+WHERE tl.tenant_id = old.tenant_id AND tl.resource = old.resource
+RETURNING least(%(want)s, greatest(old.limit_value - old.used, 0)), tl.current_usage, tl.limit_value
+"""
+
+_RELEASE = """
+UPDATE control.tenant_limits SET current_usage = greatest(current_usage - %s, 0), updated_at = now()
+WHERE tenant_id = %s AND resource = %s AND period_start = %s
+"""
+
+_HISTORY = """
+INSERT INTO control.tenant_resource_usage (tenant_id, resource, usage_date, usage_value)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (tenant_id, resource, usage_date)
+DO UPDATE SET usage_value = control.tenant_resource_usage.usage_value + EXCLUDED.usage_value, updated_at = now()
+"""
+
+_THRESHOLD = """
+INSERT INTO control.usage_threshold_events (tenant_id, resource, threshold, period_start, usage_value, limit_value)
+VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
+"""
+
+
+class QuotaMeter:
+    """One per API process. ``consume`` is the hot path: memory only, except once per block."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        block_fraction: float = 0.01,
+        max_block: int = 1000,
+        flush_interval: float = 1.0,
+        idle_release: float = 10.0,
+        refusal_recheck: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.block_fraction = block_fraction
+        self.max_block = max_block
+        self.flush_interval = flush_interval
+        self.idle_release = idle_release
+        self.refusal_recheck = refusal_recheck
+        self._leases: dict[tuple[int, str], _Lease] = {}
+        self._tally: dict[tuple[int, str, date], int] = {}
+        self._locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # -- hot path -------------------------------------------------------------------------------
+
+    async def consume(
+        self, tenant: Tenant, resource: str = API_CALLS, n: int = 1, *, now: datetime | None = None
+    ) -> QuotaState:
+        """Count ``n`` units, or raise QuotaExceeded (and count nothing) when the quota is used up."""
+        now = now or datetime.now(UTC)
+        key = (tenant.id, resource)
+        lease = self._leases.get(key)
+        if lease is None or not lease.period_start <= now < lease.period_end:
+            async with self._lock(key):
+                lease = self._leases.get(key)
+                if lease is None or not lease.period_start <= now < lease.period_end:
+                    lease = await self._new_period(tenant, resource, now)
+        if lease.limit is not None and lease.remaining < n:
+            await self._refill(tenant, resource, lease, n, now)
+        if lease.limit is not None:
+            lease.remaining -= n
+        lease.last_used = time.monotonic()
+        tally_key = (tenant.id, resource, local_date(now, tenant.timezone))
+        self._tally[tally_key] = self._tally.get(tally_key, 0) + n
+        used = lease.used_in_db - lease.remaining
+        return QuotaState(resource, lease.limit, used, lease.period_end)
+
+    def _lock(self, key: tuple[int, str]) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def _block(self, limit: int) -> int:
+        return max(1, min(self.max_block, math.ceil(limit * self.block_fraction)))
+
+    async def _new_period(self, tenant: Tenant, resource: str, now: datetime) -> _Lease:
+        key = (tenant.id, resource)
+        old = self._leases.pop(key, None)
+        if old is not None and old.remaining and old.limit is not None:
+            await self._release(tenant.id, resource, old)
+        start, end = period_bounds(QUOTAS.get(resource, "daily"), now, tenant.timezone)
+        lease = _Lease(start, end)
+        pool = await self.db.app_pool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT limit_value, current_usage, period_start FROM control.tenant_limits "
+                "WHERE tenant_id = %s AND resource = %s",
+                key,
+            )
+            row = await cur.fetchone()
+        if row is not None:
+            lease.limit = int(row[0])
+            lease.used_in_db = int(row[1]) if row[2] == start else 0
+        self._leases[key] = lease
+        return lease
+
+    async def _refill(self, tenant: Tenant, resource: str, lease: _Lease, n: int, now: datetime) -> None:
+        async with self._lock((tenant.id, resource)):
+            if lease.remaining >= n:
+                return  # another coroutine refilled while we waited
+            if time.monotonic() < lease.refused_until:
+                self._refuse(tenant, resource, lease)
+            assert lease.limit is not None
+            want = max(self._block(lease.limit), n - lease.remaining)
+            pool = await self.db.app_pool()
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    _RESERVE, {"want": want, "ps": lease.period_start, "t": tenant.id, "r": resource}
+                )
+                row = await cur.fetchone()
+                if row is None:
+                    # The limit row is gone (override removed, plan without it): unlimited now.
+                    lease.limit = None
+                    return
+                granted, lease.used_in_db, limit = int(row[0]), int(row[1]), int(row[2])
+                lease.limit = limit
+                lease.remaining += granted
+                await self._record_thresholds(conn, tenant.id, resource, lease)
+            if lease.remaining < n:
+                # All-or-nothing: keep what we have for smaller requests; refuse this one.
+                lease.refused_until = time.monotonic() + self.refusal_recheck
+                self._refuse(tenant, resource, lease)
+
+    def _refuse(self, tenant: Tenant, resource: str, lease: _Lease) -> None:
+        assert lease.limit is not None
+        used = min(lease.used_in_db - lease.remaining, lease.limit)
+        raise QuotaExceeded(resource, used, lease.limit, lease.period_end,
+                            tenant.timezone)  # fmt: skip
+
+    async def _record_thresholds(self, conn: Any, tenant_id: int, resource: str, lease: _Lease) -> None:
+        if not lease.limit:
+            return
+        for threshold in (80, 100):
+            if threshold in lease.thresholds_recorded:
+                continue
+            if lease.used_in_db * 100 >= lease.limit * threshold:
+                await conn.execute(
+                    _THRESHOLD,
+                    (tenant_id, resource, threshold, lease.period_start, lease.used_in_db, lease.limit),
+                )
+                lease.thresholds_recorded.add(threshold)
+
+    # -- background -----------------------------------------------------------------------------
+
+    async def _release(self, tenant_id: int, resource: str, lease: _Lease) -> None:
+        if lease.remaining <= 0:
+            return
+        unused, lease.remaining = lease.remaining, 0
+        pool = await self.db.app_pool()
+        async with pool.connection() as conn:
+            await conn.execute(_RELEASE, (unused, tenant_id, resource, lease.period_start))
+
+    async def flush(self, *, release_all: bool = False) -> int:
+        """Write the per-day tallies; return idle (or, with ``release_all``, every) unused lease."""
+        tally, self._tally = self._tally, {}
+        written = 0
+        if tally:
+            pool = await self.db.app_pool()
+            try:
+                async with pool.connection() as conn, conn.cursor() as cur:
+                    await cur.executemany(_HISTORY, [(t, r, d, n) for (t, r, d), n in sorted(tally.items())])
+                written = sum(tally.values())
+            except Exception:
+                # Keep the counts for the next flush rather than losing them.
+                for k, n in tally.items():
+                    self._tally[k] = self._tally.get(k, 0) + n
+                raise
+        idle_before = time.monotonic() - self.idle_release
+        now = datetime.now(UTC)
+        for key, lease in list(self._leases.items()):
+            if lease.remaining and lease.limit is not None and (release_all or lease.last_used < idle_before):
+                async with self._lock(key):
+                    await self._release(key[0], key[1], lease)
+            if now >= lease.period_end and not lease.remaining:
+                self._leases.pop(key, None)
+        return written
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("quota flush failed; will retry")
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="camcount-quota-flush")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush(release_all=True)
+
+
+async def reset_expired_periods(db: Database, *, now: datetime) -> dict[str, int]:
+    """Scheduled: start the new period for quota rows whose period ended (idle tenants included).
+
+    The hot path resets lazily on the first reservation of a period; this keeps analytics right
+    for tenants that sent nothing since the boundary. Idempotent; safe alongside live traffic (a
+    row already in its current period is left alone).
+    """
+    reset = 0
+    async with db.owner() as conn, conn.transaction():
+        cur = await conn.execute(
+            """
+            SELECT tl.tenant_id, tl.resource, tl.reset_period, t.timezone, tl.period_start
+            FROM control.tenant_limits tl JOIN control.tenants t ON t.id = tl.tenant_id
+            WHERE tl.reset_period IS NOT NULL AND t.status <> 'provisioning'
+            """
+        )
+        for tenant_id, resource, period, tz, stored in await cur.fetchall():
+            start, _ = period_bounds(period, now, tz)
+            if stored is None or stored < start:
+                await conn.execute(
+                    """
+                    UPDATE control.tenant_limits SET current_usage = 0, period_start = %s, updated_at = now()
+                    WHERE tenant_id = %s AND resource = %s AND (period_start IS NULL OR period_start < %s)
+                    """,
+                    (start, tenant_id, resource, start),
+                )
+                reset += 1
+    return {"reset": reset}
+
+
+def seconds_until(moment: datetime, now: datetime | None = None) -> int:
+    return max(1, math.ceil((moment - (now or datetime.now(UTC))).total_seconds()))

@@ -1,0 +1,146 @@
+"""Periodic quotas: never above the limit across processes, counted per local day, reset at local midnight."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from camcount.db.pools import Database
+from camcount.limits.plans import set_tenant_limit
+from camcount.limits.quotas import API_CALLS, EVENTS, QuotaExceeded, QuotaMeter, reset_expired_periods
+from tests.fixtures.tenants import TenantFactory
+
+
+async def _row(db: Database, tenant_id: int, resource: str) -> tuple[int, datetime | None]:
+    async with db.owner() as conn:
+        cur = await conn.execute(
+            "SELECT current_usage, period_start FROM control.tenant_limits WHERE tenant_id = %s AND resource = %s",
+            (tenant_id, resource),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
+
+
+async def _history(db: Database, tenant_id: int, resource: str) -> dict[date, int]:
+    async with db.owner() as conn:
+        cur = await conn.execute(
+            "SELECT usage_date, usage_value FROM control.tenant_resource_usage WHERE tenant_id = %s AND resource = %s",
+            (tenant_id, resource),
+        )
+        return {d: int(v) for d, v in await cur.fetchall()}
+
+
+async def test_parallel_processes_never_accept_more_than_the_daily_quota(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    tenant = await make_tenant()
+    await set_tenant_limit(db, tenant.slug, API_CALLS, 500, actor="test")
+    meters = [QuotaMeter(db, block_fraction=0.02) for _ in range(4)]  # four API processes, block 10
+    now = datetime.now(UTC)
+
+    refusals: list[str] = []
+
+    async def hammer(meter: QuotaMeter) -> int:
+        accepted = 0
+        for _ in range(200):
+            try:
+                await meter.consume(tenant, API_CALLS, now=now)
+                accepted += 1
+            except QuotaExceeded as exc:
+                refusals.append(str(exc))
+        return accepted
+
+    results = await asyncio.gather(*(hammer(m) for m in meters for _ in range(2)))
+    accepted = sum(results)
+    assert refusals
+    assert all(
+        r.startswith("quota exceeded: api_calls_per_day ") and " of 500; resets at " in r for r in refusals
+    )
+    # Never above; early refusal bounded by the blocks other processes still hold.
+    assert accepted <= 500
+    assert accepted >= 500 - 3 * 10
+    for meter in meters:
+        await meter.stop()  # returns unused leases and writes the day's tally
+    used, _ = await _row(db, tenant.id, API_CALLS)
+    assert used == accepted
+    history = await _history(db, tenant.id, API_CALLS)
+    assert sum(history.values()) == accepted
+
+
+async def test_quota_resets_at_local_midnight_across_the_autumn_dst_change(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    tenant = await make_tenant(timezone="America/New_York")
+    await set_tenant_limit(db, tenant.slug, API_CALLS, 3, actor="test")
+    meter = QuotaMeter(db)
+    # 1 November 2026 is 25 hours long in New York; its last minute is 04:59 UTC on 2 November.
+    late = datetime(2026, 11, 2, 4, 59, tzinfo=UTC)
+    for _ in range(3):
+        await meter.consume(tenant, now=late)
+    with pytest.raises(QuotaExceeded) as refused:
+        await meter.consume(tenant, now=late)
+    assert refused.value.resets_at == datetime(2026, 11, 2, 5, 0, tzinfo=UTC)
+    assert "resets at 2026-11-02T00:00:00-05:00" in str(refused.value)
+    # Still 1 November locally one hour after UTC midnight (the old, wrong reset time): refused.
+    with pytest.raises(QuotaExceeded):
+        await meter.consume(tenant, now=datetime(2026, 11, 2, 4, 0, 1, tzinfo=UTC) + timedelta(minutes=58))
+    # Local midnight: a fresh period.
+    state = await meter.consume(tenant, now=datetime(2026, 11, 2, 5, 0, tzinfo=UTC))
+    assert state.limit == 3
+    assert state.resets_at == datetime(2026, 11, 3, 5, 0, tzinfo=UTC)
+    await meter.stop()
+    used, start = await _row(db, tenant.id, API_CALLS)
+    assert (used, start) == (1, datetime(2026, 11, 2, 5, 0, tzinfo=UTC))
+    assert await _history(db, tenant.id, API_CALLS) == {date(2026, 11, 1): 3, date(2026, 11, 2): 1}
+
+
+async def test_a_batch_larger_than_what_is_left_is_refused_whole(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    tenant = await make_tenant()
+    await set_tenant_limit(db, tenant.slug, EVENTS, 100, actor="test")
+    meter = QuotaMeter(db)
+    await meter.consume(tenant, EVENTS, 60)
+    with pytest.raises(QuotaExceeded, match="events_per_month 60 of 100"):
+        await meter.consume(tenant, EVENTS, 41)
+    await meter.consume(tenant, EVENTS, 40)
+    await meter.stop()
+    assert (await _row(db, tenant.id, EVENTS))[0] == 100
+
+
+async def test_crossing_80_and_100_percent_is_recorded_once_per_period(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    tenant = await make_tenant()
+    await set_tenant_limit(db, tenant.slug, API_CALLS, 10, actor="test")
+    meters = [QuotaMeter(db, block_fraction=0.1), QuotaMeter(db, block_fraction=0.1)]
+    for i in range(12):
+        with contextlib.suppress(QuotaExceeded):
+            await meters[i % 2].consume(tenant)
+    for meter in meters:
+        await meter.stop()
+    async with db.owner() as conn:
+        cur = await conn.execute(
+            "SELECT threshold, count(*) FROM control.usage_threshold_events WHERE tenant_id = %s GROUP BY 1",
+            (tenant.id,),
+        )
+        assert dict(await cur.fetchall()) == {80: 1, 100: 1}
+
+
+async def test_the_reset_job_restarts_idle_tenants_at_their_local_midnight(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    tenant = await make_tenant(timezone="Asia/Tokyo")
+    meter = QuotaMeter(db)
+    await meter.consume(tenant, now=datetime(2026, 12, 1, 14, 0, tzinfo=UTC))  # 23:00 in Tokyo
+    await meter.stop()
+    used, _ = await _row(db, tenant.id, API_CALLS)
+    assert used == 1
+    await reset_expired_periods(db, now=datetime(2026, 12, 1, 14, 59, tzinfo=UTC))
+    assert (await _row(db, tenant.id, API_CALLS))[0] == 1
+    await reset_expired_periods(db, now=datetime(2026, 12, 1, 15, 0, tzinfo=UTC))  # midnight in Tokyo
+    assert await _row(db, tenant.id, API_CALLS) == (0, datetime(2026, 12, 1, 15, 0, tzinfo=UTC))
