@@ -40,3 +40,19 @@ class LimitReached(Conflict):
         self.resource = resource
         self.used = used
         self.limit = limit
+
+
+class AuthenticationFailed(CamcountError):
+    """No credential, or one that is malformed, expired, revoked or wrong (HTTP 401)."""
+
+
+class PermissionDenied(CamcountError):
+    """Authenticated, but this role or key may not do this (HTTP 403)."""
+
+
+class TenantSuspended(PermissionDenied):
+    """The tenant exists, is the caller's, and is suspended by the operator (HTTP 403)."""
+
+
+class AmbiguousTenant(CamcountError):
+    """The request names its tenant in several ways that disagree (HTTP 400)."""

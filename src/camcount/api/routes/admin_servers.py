@@ -1,0 +1,7 @@
+"""admin_servers routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,7 @@
+"""cameras routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

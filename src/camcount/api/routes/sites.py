@@ -1,0 +1,7 @@
+"""sites routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

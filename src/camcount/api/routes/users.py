@@ -1,0 +1,7 @@
+"""users routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,87 @@
+"""The FastAPI application: ``create_app(settings)``; no side effects at import.
+
+The lifespan opens the database (pools, registered servers), the cache (in process, or Redis with
+``CAMCOUNT_REDIS_URL``), the token service and the tenant resolver, and closes them on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from camcount.accounts.operators import OperatorService
+from camcount.accounts.tokens import TokenService
+from camcount.api.errors import install_error_handlers
+from camcount.api.middleware import RequestContextMiddleware, RequestIdLogFilter
+from camcount.api.problems import PROBLEM_SCHEMA
+from camcount.api.routes import ADMIN_ROUTERS, TENANT_ROUTERS, health
+from camcount.cache import make_cache
+from camcount.config import Settings, get_settings
+from camcount.runtime import open_database
+from camcount.tenancy.resolution import TenantResolver
+
+API_DESCRIPTION = """Multi-tenant camera counting.
+
+Tenant routes live under `/t/{slug}/...`; send `Authorization: Bearer <token>` with an access token
+from `POST /t/{slug}/auth/token`, or a device key (`ck_...`) for ingestion. Operator routes live
+under `/admin/...` and take an operator token (`op_...`, from `camcount operator token create`).
+Every error is `application/problem+json` (RFC 9457) with a `request_id`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    # Checked now, so a server without a signing key fails at start-up with a clear message.
+    tokens = TokenService.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            db = await stack.enter_async_context(open_database(settings))
+            cache = make_cache(settings)
+            await cache.start()
+            stack.push_async_callback(cache.close)
+            resolver = TenantResolver(
+                db, tokens, base_domain=settings.base_domain, ttl=settings.tenant_cache_seconds
+            )
+            cache.on_invalidate(resolver.invalidate)
+            app.state.settings = settings
+            app.state.db = db
+            app.state.cache = cache
+            app.state.tokens = tokens
+            app.state.resolver = resolver
+            app.state.operators = OperatorService(db)
+            yield
+
+    app = FastAPI(
+        title="camcount",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        responses={
+            "4XX": PROBLEM_SCHEMA,
+            "5XX": PROBLEM_SCHEMA,
+        },
+    )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for router in TENANT_ROUTERS:
+        app.include_router(router, prefix="/t/{slug}")
+    for router in ADMIN_ROUTERS:
+        app.include_router(router, prefix="/admin")
+    if settings.bench_endpoints:
+        from camcount.api.routes import bench
+
+        app.include_router(bench.router)
+    _tag_logs()
+    return app
+
+
+def _tag_logs() -> None:
+    logger = logging.getLogger("camcount")
+    if not any(isinstance(f, RequestIdLogFilter) for f in logger.filters):
+        logger.addFilter(RequestIdLogFilter())
