@@ -6,12 +6,12 @@ from uuid import uuid4
 
 import pytest
 from psycopg import errors, sql
-from tests.fixtures.tenants import TenantFactory
 
 from camcount.config import Settings
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.tenancy.models import Tenant
+from tests.fixtures.tenants import TenantFactory
 
 CONTEXT = "SELECT current_setting('camcount.tenant_id', true), current_setting('search_path')"
 

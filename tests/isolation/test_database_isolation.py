@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import errors, sql
-from tests.fixtures.seed import SeededIds, seed_tenant_data
 
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.tenancy.models import Tenant
+from tests.fixtures.seed import SeededIds, seed_tenant_data
 
 TENANT_TABLES = (
     "sites", "cameras", "users", "api_keys", "counting_results", "counting_event_ids", "counting_rollups",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.fixtures.database import SECRET_KEY
 
 from camcount.db.pools import Database
 from camcount.errors import ConfigurationError, InvalidInput, NotFound
@@ -11,6 +10,7 @@ from camcount.secretbox import SecretBox, generate_key
 from camcount.tenancy import configs
 from camcount.tenancy.configs import MASK
 from camcount.tenancy.models import Tenant
+from tests.fixtures.database import SECRET_KEY
 from tests.fixtures.tenants import TenantFactory
 
 
