@@ -7,6 +7,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from camcount.accounts import device_keys
 from camcount.counting.ingest import UNRESTRICTED, CountEvent, EventResult, IngestScope, ingest_events
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
@@ -57,3 +58,23 @@ async def fetch(db: Database, tenant: Tenant, query: str, *params: Any) -> list[
 
 def event(camera_id: int, event_id: str, at: datetime, value: int = 1, count_type: str = "in") -> CountEvent:
     return CountEvent(event_id, camera_id, count_type, value, at, confidence=0.5)
+
+
+async def make_device_key(
+    db: Database, tenant: Tenant, *, site_id: int | None = None, camera_id: int | None = None
+) -> str:
+    """A device key (``ck_...``) as the keys API would store it: the tenant's row and the directory."""
+    key = device_keys.generate()
+    async with tenant_transaction(db, tenant.location) as conn:
+        await conn.execute(
+            "INSERT INTO api_keys (tenant_id, name, prefix, key_hash, site_id, camera_id) "
+            "VALUES (%s, 'edge', %s, %s, %s, %s)",
+            (tenant.id, key.prefix, key.key_hash, site_id, camera_id),
+        )
+    async with db.owner() as conn:
+        await conn.execute(
+            "INSERT INTO control.device_key_directory (prefix, tenant_id) VALUES (%s, %s)",
+            (key.prefix, tenant.id),
+        )
+        await conn.commit()
+    return key.plaintext

@@ -18,6 +18,8 @@ from camcount.api.routes import (
     admin_tenants,
     auth,
     cameras,
+    counts,
+    events,
     keys,
     sites,
     users,
@@ -29,6 +31,8 @@ TENANT_ROUTERS: list[APIRouter] = [
     cameras.router,
     users.router,
     keys.router,
+    events.router,
+    counts.router,
 ]
 
 ADMIN_ROUTERS: list[APIRouter] = [

@@ -1,0 +1,155 @@
+"""``POST /events`` (ingestion, for devices and users who may ingest) and ``GET /events`` (listing).
+
+Ingestion reads the body itself instead of declaring a pydantic model: each event is checked on
+its own (:func:`camcount.counting.ingest.parse_event`) so a bad event is rejected with its reason
+and never sinks the good ones, and the hot path skips building thousands of model objects. The
+answer is sent after the transaction has committed: an acknowledged event is durable.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from camcount.api.deps import Permission, TenantContext, get_db, require
+from camcount.api.problems import problem_response
+from camcount.api.routes._keyset import MAX_CURSOR_LENGTH, decode_key, encode_key
+from camcount.counting.ingest import MAX_BATCH_EVENTS, IngestScope, ingest_events, parse_event, summarise
+from camcount.counting.queries import MAX_EVENT_PAGE, Order, Scope, list_events
+from camcount.db.pools import Database
+from camcount.db.scope import tenant_transaction
+from camcount.errors import InvalidInput
+
+router = APIRouter(tags=["events"])
+
+
+class EventIn(BaseModel):
+    """One count event as a device sends it (documentation: the route checks events one by one)."""
+
+    event_id: str = Field(min_length=1, max_length=128, description="Unique per camera; retries reuse it.")
+    camera_id: int = Field(ge=1)
+    count_type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", examples=["in", "out", "occupancy"])
+    count_value: int = Field(ge=0, le=1_000_000)
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    occurred_at: datetime = Field(description="ISO 8601 with a UTC offset; at most 5 minutes ahead.")
+    object_class: str | None = Field(default=None, pattern=r"^[a-z0-9_]{0,32}$")
+
+
+class IngestBatch(BaseModel):
+    events: list[EventIn] = Field(max_length=MAX_BATCH_EVENTS)
+
+
+class EventResultOut(BaseModel):
+    event_id: str | None
+    camera_id: int | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    reason: str | None
+
+
+class IngestAnswer(BaseModel):
+    results: list[EventResultOut]
+    accepted: int
+    duplicate: int
+    rejected: int
+
+
+class EventOut(BaseModel):
+    id: str = Field(description='"<camera_id>:<event_id>"')
+    camera_id: int
+    event_id: str
+    count_type: str
+    object_class: str | None
+    count_value: int
+    confidence: float | None
+    occurred_at: datetime
+    received_at: datetime
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None
+
+
+def _batch(body: bytes) -> list[Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("body", "is not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+        raise InvalidInput("events", 'the body must be {"events": [...]}')
+    events: list[Any] = data["events"]
+    return events
+
+
+@router.post(
+    "/events",
+    response_model=IngestAnswer,
+    summary="Send a batch of count events",
+    description=(
+        f"Up to {MAX_BATCH_EVENTS} events. Each comes back `accepted`, `duplicate` (already stored: "
+        "idempotent by camera_id + event_id) or `rejected` with a reason, in input order. The answer "
+        "is sent only after the events are committed. More events, or a larger body, get 413."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": IngestBatch.model_json_schema(ref_template="#/$defs/{model}")}
+            },
+        }
+    },
+    responses={413: {"description": "Too many events or too large a body: split the batch."}},
+)
+async def post_events(
+    request: Request,
+    ctx: Annotated[TenantContext, Depends(require(Permission.INGEST))],
+    db: Annotated[Database, Depends(get_db)],
+) -> Response:
+    raw = _batch(await request.body())
+    if len(raw) > MAX_BATCH_EVENTS:
+        return problem_response(
+            413,
+            f"a batch holds at most {MAX_BATCH_EVENTS} events, this one {len(raw)}: split it",
+            ctx.request_id,
+            code="batch-too-large",
+        )
+    events = [parse_event(item) for item in raw]
+    principal = ctx.principal
+    scope = (
+        IngestScope(site_id=principal.site_id, camera_id=principal.camera_id)
+        if principal.kind == "device"
+        else IngestScope()
+    )
+    async with tenant_transaction(db, ctx.tenant.location) as conn:
+        results = await ingest_events(conn, ctx.tenant.id, events, now=datetime.now(UTC), scope=scope)
+    # Committed: only now is the answer sent.
+    return JSONResponse(summarise(results))
+
+
+@router.get("/events", response_model=EventPage, summary="List count events (keyset pages)")
+async def get_events(
+    ctx: Annotated[TenantContext, Depends(require(Permission.READ))],
+    db: Annotated[Database, Depends(get_db)],
+    camera_id: Annotated[list[int] | None, Query(description="Repeat for several cameras.")] = None,
+    site_id: Annotated[list[int] | None, Query(description="Repeat for several sites.")] = None,
+    count_type: Annotated[list[str] | None, Query()] = None,
+    start: Annotated[
+        datetime | None, Query(alias="from", description="Inclusive, ISO 8601 with offset.")
+    ] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="Exclusive, ISO 8601 with offset.")] = None,
+    order: Order = Order.ASC,
+    limit: Annotated[int, Query(ge=1, le=MAX_EVENT_PAGE)] = 100,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None,
+) -> Response:
+    scope = Scope(
+        camera_ids=camera_id or (), site_ids=site_id or (), count_types=count_type or (), start=start, end=end
+    )
+    after = decode_key(cursor, 3)
+    async with tenant_transaction(db, ctx.tenant.location) as conn:
+        page = await list_events(conn, scope, after=after, limit=limit, order=order)
+    return JSONResponse({"items": page.items, "next_cursor": encode_key(page.next_key)})
