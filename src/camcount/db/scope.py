@@ -10,12 +10,14 @@ carries it to the next user. With no context set, the RLS policies match no row:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 from contextlib import asynccontextmanager
 
 from psycopg import AsyncConnection, sql
+from psycopg.pq import TransactionStatus
 
 from camcount.db.pools import Database
-from camcount.tenancy.models import TenantLocation
+from camcount.tenancy.models import POOLED_SCHEMA, TenantLocation
 
 TENANT_SETTING = "camcount.tenant_id"
 
@@ -50,3 +52,32 @@ async def owner_tenant_transaction(db: Database, location: TenantLocation) -> As
     ):
         await set_tenant_context(conn, location)
         yield conn
+
+
+
+async def tenant_fetch(
+    db: Database, location: TenantLocation, query: bytes | str, params: tuple[object, ...]
+) -> list[tuple[Any, ...]]:
+    """One read-only query in its own tenant-scoped transaction, in a single network round trip.
+
+    The same scope as :func:`tenant_transaction`: ``BEGIN``, the transaction-scoped context, the
+    query, ``COMMIT``; sent as one pipeline instead of four round trips (the hot read path). The
+    explicit BEGIN/COMMIT in autocommit mode lets psycopg queue all four without intermediate
+    syncs. Schema and database placements change ``search_path`` per transaction, which
+    invalidates prepared statements, so their queries are sent unprepared.
+    """
+    pool = await db.app_pool(location.server, location.database_name)
+    prepare = None if location.schema_name == POOLED_SCHEMA else False
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            async with conn.pipeline():
+                await conn.execute(b"BEGIN")
+                await conn.execute(_SET_CONTEXT, (search_path_for(location.schema_name), str(location.tenant_id)))
+                cur = await conn.execute(query, params, prepare=prepare)
+                await conn.execute(b"COMMIT")
+        finally:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                await conn.execute(b"ROLLBACK")
+            await conn.set_autocommit(False)
+        return await cur.fetchall()

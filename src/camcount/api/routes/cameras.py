@@ -1,7 +1,84 @@
-"""cameras routes."""
+"""``/t/{slug}/cameras``: a tenant's cameras. Device keys may read the cameras in their scope."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import asdict
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Path as PathParam
+from pydantic import TypeAdapter
+
+from camcount.api.deps import Permission, TenantContext, get_cache, get_db, require
+from camcount.api.models import CameraIn, CameraOut, CameraPatch
+from camcount.api.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, page_of
+from camcount.cache import Cache
+from camcount.counting import cameras
+from camcount.db.pools import Database
+from camcount.errors import NotFound
+
+router = APIRouter(tags=["cameras"])
+ReaderOrDevice = Annotated[TenantContext, Depends(require(Permission.READ, allow_device=True))]
+Reader = Annotated[TenantContext, Depends(require(Permission.READ))]
+Manager = Annotated[TenantContext, Depends(require(Permission.MANAGE_CAMERAS))]
+Db = Annotated[Database, Depends(get_db)]
+CacheDep = Annotated[Cache, Depends(get_cache)]
+CameraId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+_ONE = TypeAdapter(CameraOut)
+
+
+def _out(camera: cameras.Camera) -> CameraOut:
+    return CameraOut(**asdict(camera))
+
+
+@router.post("/cameras", status_code=201, response_model=CameraOut, summary="Create a camera")
+async def create_camera(body: CameraIn, ctx: Manager, db: Db) -> CameraOut:
+    fields = cameras.CameraFields.parse(**body.model_dump())
+    return _out(await cameras.create_camera(db, ctx.tenant, fields))
+
+
+@router.get("/cameras", response_model=Page[CameraOut], summary="List cameras")
+async def list_cameras(
+    ctx: Reader,
+    db: Db,
+    cursor: CursorParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    site_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    status: Annotated[str | None, Query(max_length=20, description="active, inactive or maintenance")] = None,
+) -> Page[CameraOut]:
+    rows = await cameras.list_cameras(
+        db, ctx.tenant, after_id=decode_cursor(cursor), limit=limit + 1, site_id=site_id, status=status
+    )
+    items, next_cursor = page_of(rows, limit)
+    return Page[CameraOut](items=[_out(c) for c in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/cameras/{camera_id}",
+    response_model=CameraOut,
+    summary="Get a camera (also with a device key whose scope includes it)",
+)
+async def get_camera(camera_id: CameraId, ctx: ReaderOrDevice, db: Db) -> Response:
+    camera = await cameras.get_camera(db, ctx.tenant, camera_id)
+    principal = ctx.principal
+    if principal.kind == "device" and not (
+        principal.camera_id == camera.id or (principal.site_id is not None and principal.site_id == camera.site_id)
+    ):
+        raise NotFound(f"camera {camera_id} not found")
+    # Serialised straight from the record: the hot read path skips re-validating its own output.
+    return Response(_ONE.dump_json(_out(camera)), media_type="application/json")
+
+
+@router.patch("/cameras/{camera_id}", response_model=CameraOut, summary="Change a camera")
+async def update_camera(camera_id: CameraId, body: CameraPatch, ctx: Manager, db: Db) -> CameraOut:
+    fields = cameras.CameraFields.parse(**body.model_dump())
+    return _out(await cameras.update_camera(db, ctx.tenant, camera_id, fields))
+
+
+@router.delete(
+    "/cameras/{camera_id}", status_code=204, summary="Delete a camera, its events and the keys scoped to it"
+)
+async def delete_camera(camera_id: CameraId, ctx: Manager, db: Db, cache: CacheDep) -> Response:
+    await cameras.delete_camera(db, ctx.tenant, camera_id)
+    await cache.invalidate_tenant(ctx.tenant.id)  # keys scoped to it are gone
+    return Response(status_code=204)

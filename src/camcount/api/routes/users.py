@@ -1,7 +1,64 @@
-"""users routes."""
+"""``/t/{slug}/users``: a tenant's users (admins and owners)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import asdict
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Path as PathParam
+
+from camcount.accounts import users
+from camcount.accounts.roles import Role
+from camcount.api.deps import Permission, TenantContext, get_db, require
+from camcount.api.models import UserIn, UserOut, UserPatch
+from camcount.api.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, page_of
+from camcount.db.pools import Database
+
+router = APIRouter(tags=["users"])
+Manager = Annotated[TenantContext, Depends(require(Permission.MANAGE_USERS))]
+Db = Annotated[Database, Depends(get_db)]
+UserId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+
+
+def _out(user: users.User) -> UserOut:
+    return UserOut(**asdict(user))
+
+
+@router.post("/users", status_code=201, response_model=UserOut, summary="Create a user")
+async def create_user(body: UserIn, ctx: Manager, db: Db) -> UserOut:
+    request = users.UserRequest.parse(username=body.username, email=body.email, role=body.role, password=body.password)
+    return _out(await users.create_user(db, ctx.tenant, request, actor="api", actor_role=ctx.principal.role))
+
+
+@router.get("/users", response_model=Page[UserOut], summary="List users")
+async def list_users(
+    ctx: Manager,
+    db: Db,
+    cursor: CursorParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    role: Annotated[Role | None, Query()] = None,
+    active: Annotated[bool | None, Query()] = None,
+) -> Page[UserOut]:
+    rows = await users.list_users(
+        db, ctx.tenant, after_id=decode_cursor(cursor), limit=limit + 1, role=role, active=active
+    )
+    items, next_cursor = page_of(rows, limit)
+    return Page[UserOut](items=[_out(u) for u in items], next_cursor=next_cursor)
+
+
+@router.get("/users/{user_id}", response_model=UserOut, summary="Get a user")
+async def get_user(user_id: UserId, ctx: Manager, db: Db) -> UserOut:
+    return _out(await users.get_user(db, ctx.tenant, user_id))
+
+
+@router.patch("/users/{user_id}", response_model=UserOut, summary="Change a user (email, role, password, active)")
+async def update_user(user_id: UserId, body: UserPatch, ctx: Manager, db: Db) -> UserOut:
+    changes = users.UserChanges.parse(**body.model_dump())
+    return _out(await users.update_user(db, ctx.tenant, user_id, changes, actor_role=ctx.principal.role))
+
+
+@router.delete("/users/{user_id}", status_code=204, summary="Delete a user")
+async def delete_user(user_id: UserId, ctx: Manager, db: Db) -> Response:
+    await users.delete_user(db, ctx.tenant, user_id, actor_role=ctx.principal.role)
+    return Response(status_code=204)

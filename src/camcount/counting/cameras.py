@@ -1,0 +1,185 @@
+"""A tenant's cameras: each on a site, with the counting configuration the edge worker fetches.
+
+``config`` is a JSON object (counting line, zones, detector settings), at most 16 KiB;
+``last_delivery_at`` is set by ingestion. Reading one camera is the hot read path: one round trip
+(see :func:`camcount.db.scope.tenant_fetch`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import errors, sql
+from psycopg.types.json import Jsonb
+
+from camcount.db.pools import Database
+from camcount.db.scope import tenant_fetch, tenant_transaction
+from camcount.errors import Conflict, InvalidInput, NotFound
+from camcount.limits.entities import limit_for, reserve_entity
+from camcount.tenancy.models import Tenant
+from camcount.tenancy.validation import validate_choice, validate_name
+
+STATUSES = ("active", "inactive", "maintenance")
+MAX_CONFIG_BYTES = 16_384
+MAX_LOCATION = 500
+_COLUMNS = "id, site_id, name, location, status, config, last_delivery_at, created_at, updated_at"
+_GET = f"SELECT {_COLUMNS} FROM cameras WHERE id = %s".encode()  # noqa: S608 (constant columns)
+
+
+@dataclass(frozen=True)
+class Camera:
+    id: int
+    site_id: int
+    name: str
+    location: str | None
+    status: str
+    config: dict[str, Any]
+    last_delivery_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def validate_config(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput("config", "must be a JSON object")
+    if len(json.dumps(value)) > MAX_CONFIG_BYTES:
+        raise InvalidInput("config", f"must be at most {MAX_CONFIG_BYTES} bytes of JSON")
+    return value
+
+
+def validate_location(value: str) -> str:
+    if len(value) > MAX_LOCATION or "\x00" in value:
+        raise InvalidInput("location", f"must be at most {MAX_LOCATION} characters, without NUL")
+    return value
+
+
+@dataclass(frozen=True)
+class CameraFields:
+    site_id: int | None = None
+    name: str | None = None
+    location: str | None = None
+    status: str | None = None
+    config: dict[str, Any] | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        site_id: int | None = None,
+        name: str | None = None,
+        location: str | None = None,
+        status: str | None = None,
+        config: Any = None,
+    ) -> CameraFields:
+        if site_id is not None and not 0 < site_id < 2**63:
+            raise InvalidInput("site_id", "must be a positive id")
+        return cls(
+            site_id,
+            validate_name(name) if name is not None else None,
+            validate_location(location) if location is not None else None,
+            validate_choice(status, STATUSES, "status") if status is not None else None,
+            validate_config(config) if config is not None else None,
+        )
+
+
+def _camera(row: tuple[Any, ...]) -> Camera:
+    return Camera(*row)
+
+
+def _translate(exc: errors.IntegrityError) -> Exception:
+    if isinstance(exc, errors.ForeignKeyViolation):
+        return InvalidInput("site_id", "no such site")
+    return Conflict("name: another camera of this site already has it")
+
+
+async def create_camera(db: Database, tenant: Tenant, fields: CameraFields) -> Camera:
+    if fields.site_id is None:
+        raise InvalidInput("site_id", "is required")
+    if fields.name is None:
+        raise InvalidInput("name", "is required")
+    limit = await limit_for(db, tenant.id, "cameras")
+    async with tenant_transaction(db, tenant.location) as conn:
+        await reserve_entity(conn, tenant.id, "cameras", limit)
+        try:
+            cur = await conn.execute(
+                f"INSERT INTO cameras (tenant_id, site_id, name, location, status, config) "
+                f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}".encode(),
+                (tenant.id, fields.site_id, fields.name, fields.location, fields.status or "active",
+                 Jsonb(fields.config or {})),
+            )  # fmt: skip
+        except (errors.ForeignKeyViolation, errors.UniqueViolation) as exc:
+            raise _translate(exc) from None
+        row = await cur.fetchone()
+    assert row is not None
+    return _camera(row)
+
+
+async def list_cameras(
+    db: Database,
+    tenant: Tenant,
+    *,
+    after_id: int,
+    limit: int,
+    site_id: int | None = None,
+    status: str | None = None,
+    camera_ids: list[int] | None = None,
+) -> list[Camera]:
+    conditions = [sql.SQL("id > %s")]
+    params: list[Any] = [after_id]
+    if site_id is not None:
+        conditions.append(sql.SQL("site_id = %s"))
+        params.append(site_id)
+    if status is not None:
+        conditions.append(sql.SQL("status = %s"))
+        params.append(validate_choice(status, STATUSES, "status"))
+    if camera_ids is not None:
+        conditions.append(sql.SQL("id = ANY(%s)"))
+        params.append(camera_ids)
+    query = sql.SQL("SELECT {} FROM cameras WHERE {} ORDER BY id LIMIT %s").format(
+        sql.SQL(_COLUMNS), sql.SQL(" AND ").join(conditions)
+    )
+    async with tenant_transaction(db, tenant.location) as conn:
+        cur = await conn.execute(query, (*params, limit))
+        return [_camera(row) for row in await cur.fetchall()]
+
+
+async def get_camera(db: Database, tenant: Tenant, camera_id: int) -> Camera:
+    rows = await tenant_fetch(db, tenant.location, _GET, (camera_id,))
+    if not rows:
+        raise NotFound(f"camera {camera_id} not found")
+    return _camera(rows[0])
+
+
+async def update_camera(db: Database, tenant: Tenant, camera_id: int, fields: CameraFields) -> Camera:
+    assignments = [sql.SQL("updated_at = now()")]
+    params: list[Any] = []
+    for column, value in (
+        ("site_id", fields.site_id), ("name", fields.name), ("location", fields.location),
+        ("status", fields.status), ("config", Jsonb(fields.config) if fields.config is not None else None),
+    ):  # fmt: skip
+        if value is not None:
+            assignments.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            params.append(value)
+    query = sql.SQL("UPDATE cameras SET {} WHERE id = %s RETURNING {}").format(
+        sql.SQL(", ").join(assignments), sql.SQL(_COLUMNS)
+    )
+    async with tenant_transaction(db, tenant.location) as conn:
+        try:
+            cur = await conn.execute(query, (*params, camera_id))
+        except (errors.ForeignKeyViolation, errors.UniqueViolation) as exc:
+            raise _translate(exc) from None
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"camera {camera_id} not found")
+    return _camera(row)
+
+
+async def delete_camera(db: Database, tenant: Tenant, camera_id: int) -> None:
+    """Deletes the camera with its events, rollups and the device keys scoped to it."""
+    async with tenant_transaction(db, tenant.location) as conn:
+        cur = await conn.execute("DELETE FROM cameras WHERE id = %s", (camera_id,))
+        if cur.rowcount == 0:
+            raise NotFound(f"camera {camera_id} not found")

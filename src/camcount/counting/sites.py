@@ -1,0 +1,179 @@
+"""A tenant's sites: a store or a gate, with an IANA time zone and business hours.
+
+Business hours are ``{"mon": [["08:00", "20:00"]], ...}`` in the site's local time (days ``mon``
+to ``sun``; up to 4 intervals a day; ``"24:00"`` may end a day); an empty object means always open.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import errors, sql
+from psycopg.types.json import Jsonb
+
+from camcount.db.pools import Database
+from camcount.db.scope import tenant_transaction
+from camcount.errors import Conflict, InvalidInput, NotFound
+from camcount.limits.entities import limit_for, reserve_entity
+from camcount.tenancy.models import Tenant
+from camcount.tenancy.validation import validate_name, validate_timezone
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TIME_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d|24:00")
+MAX_INTERVALS = 4
+_COLUMNS = "id, name, timezone, business_hours, created_at, updated_at"
+
+
+@dataclass(frozen=True)
+class Site:
+    id: int
+    name: str
+    timezone: str
+    business_hours: dict[str, list[list[str]]]
+    created_at: datetime
+    updated_at: datetime
+
+
+def validate_business_hours(value: Any, field: str = "business_hours") -> dict[str, list[list[str]]]:
+    if not isinstance(value, dict):
+        raise InvalidInput(field, 'must be an object such as {"mon": [["08:00", "20:00"]]}')
+    result: dict[str, list[list[str]]] = {}
+    for day, intervals in value.items():
+        if day not in DAYS:
+            raise InvalidInput(f"{field}.{str(day)[:10]}", f"is not a day; use {', '.join(DAYS)}")
+        if not isinstance(intervals, list) or len(intervals) > MAX_INTERVALS:
+            raise InvalidInput(
+                f"{field}.{day}", f"must be a list of at most {MAX_INTERVALS} [start, end] pairs"
+            )
+        cleaned: list[list[str]] = []
+        for index, interval in enumerate(intervals):
+            where = f"{field}.{day}.{index}"
+            if (
+                not isinstance(interval, list | tuple)
+                or len(interval) != 2
+                or not all(isinstance(t, str) and _TIME_RE.fullmatch(t) for t in interval)
+            ):
+                raise InvalidInput(where, 'must be [start, end] as "HH:MM" (00:00 to 24:00)')
+            start, end = interval
+            if start >= end or start == "24:00":
+                raise InvalidInput(where, "must start before it ends")
+            cleaned.append([start, end])
+        cleaned.sort()
+        for previous, current in zip(cleaned, cleaned[1:], strict=False):
+            if current[0] < previous[1]:
+                raise InvalidInput(f"{field}.{day}", "intervals must not overlap")
+        result[day] = cleaned
+    return result
+
+
+@dataclass(frozen=True)
+class SiteFields:
+    name: str | None = None
+    timezone: str | None = None
+    business_hours: dict[str, list[list[str]]] | None = None
+
+    @classmethod
+    def parse(
+        cls, *, name: str | None = None, timezone: str | None = None, business_hours: Any = None
+    ) -> SiteFields:
+        return cls(
+            validate_name(name) if name is not None else None,
+            validate_timezone(timezone) if timezone is not None else None,
+            validate_business_hours(business_hours) if business_hours is not None else None,
+        )
+
+
+def _site(row: tuple[Any, ...]) -> Site:
+    return Site(*row)
+
+
+def _name_taken() -> Conflict:
+    return Conflict("name: another site of this tenant already has it")
+
+
+async def create_site(db: Database, tenant: Tenant, fields: SiteFields) -> Site:
+    if fields.name is None:
+        raise InvalidInput("name", "is required")
+    limit = await limit_for(db, tenant.id, "sites")
+    async with tenant_transaction(db, tenant.location) as conn:
+        await reserve_entity(conn, tenant.id, "sites", limit)
+        try:
+            cur = await conn.execute(
+                f"INSERT INTO sites (tenant_id, name, timezone, business_hours) VALUES (%s, %s, %s, %s) "
+                f"RETURNING {_COLUMNS}".encode(),
+                (
+                    tenant.id,
+                    fields.name,
+                    fields.timezone or tenant.timezone,
+                    Jsonb(fields.business_hours or {}),
+                ),
+            )
+        except errors.UniqueViolation:
+            raise _name_taken() from None
+        row = await cur.fetchone()
+    assert row is not None
+    return _site(row)
+
+
+async def list_sites(
+    db: Database, tenant: Tenant, *, after_id: int, limit: int, name: str | None = None
+) -> list[Site]:
+    conditions = [sql.SQL("id > %s")]
+    params: list[Any] = [after_id]
+    if name is not None:
+        conditions.append(sql.SQL("name = %s"))
+        params.append(name)
+    query = sql.SQL("SELECT {} FROM sites WHERE {} ORDER BY id LIMIT %s").format(
+        sql.SQL(_COLUMNS), sql.SQL(" AND ").join(conditions)
+    )
+    async with tenant_transaction(db, tenant.location) as conn:
+        cur = await conn.execute(query, (*params, limit))
+        return [_site(row) for row in await cur.fetchall()]
+
+
+async def get_site(db: Database, tenant: Tenant, site_id: int) -> Site:
+    async with tenant_transaction(db, tenant.location) as conn:
+        cur = await conn.execute(f"SELECT {_COLUMNS} FROM sites WHERE id = %s".encode(), (site_id,))  # noqa: S608
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"site {site_id} not found")
+    return _site(row)
+
+
+async def update_site(db: Database, tenant: Tenant, site_id: int, fields: SiteFields) -> Site:
+    assignments = [sql.SQL("updated_at = now()")]
+    params: list[Any] = []
+    if fields.name is not None:
+        assignments.append(sql.SQL("name = %s"))
+        params.append(fields.name)
+    if fields.timezone is not None:
+        assignments.append(sql.SQL("timezone = %s"))
+        params.append(fields.timezone)
+    if fields.business_hours is not None:
+        assignments.append(sql.SQL("business_hours = %s"))
+        params.append(Jsonb(fields.business_hours))
+    query = sql.SQL("UPDATE sites SET {} WHERE id = %s RETURNING {}").format(
+        sql.SQL(", ").join(assignments), sql.SQL(_COLUMNS)
+    )
+    async with tenant_transaction(db, tenant.location) as conn:
+        try:
+            cur = await conn.execute(query, (*params, site_id))
+        except errors.UniqueViolation:
+            raise _name_taken() from None
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"site {site_id} not found")
+    return _site(row)
+
+
+async def delete_site(db: Database, tenant: Tenant, site_id: int) -> None:
+    async with tenant_transaction(db, tenant.location) as conn:
+        try:
+            cur = await conn.execute("DELETE FROM sites WHERE id = %s", (site_id,))
+        except errors.ForeignKeyViolation:
+            raise Conflict(f"site {site_id} still has cameras; delete them first") from None
+        if cur.rowcount == 0:
+            raise NotFound(f"site {site_id} not found")
