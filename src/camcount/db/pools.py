@@ -90,6 +90,9 @@ class Database:
         if self._owner_main_pool is None:
             async with self._pools_lock:
                 if self._owner_main_pool is None:
+                    # Fail fast with the server's own message: a pool would keep retrying quietly.
+                    probe = await AsyncConnection.connect(self.default_server.owner(self.main_dbname))
+                    await probe.close()
                     pool = AsyncConnectionPool(
                         self.default_server.owner(self.main_dbname),
                         min_size=0,
