@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from camcount.cli import tenants
+from camcount.cli import billing, plans, tenants, usage
 from camcount.cli.common import (
     EXIT_CONFLICT,
     actor,
@@ -36,6 +36,11 @@ secrets_app = typer.Typer(help="Keys for secret configuration at rest.", no_args
 app.add_typer(tenants.app, name="tenant")
 app.add_typer(server_app, name="server")
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(plans.app, name="plan")
+app.add_typer(billing.app, name="billing")
+app.command("usage")(usage.usage)
+tenants.app.add_typer(plans.limit_app, name="limit")
+tenants.app.command("plan")(plans.tenant_plan)
 
 # Show a progress bar only when there is enough to wait for.
 PROGRESS_THRESHOLD = 20
