@@ -26,6 +26,8 @@ def optional_secret_box(settings: Settings) -> SecretBox | None:
 async def open_database(settings: Settings | None = None, *, load: bool = True) -> AsyncIterator[Database]:
     """A :class:`Database` for the configured (or embedded) server, with registered servers loaded."""
     settings = settings or get_settings()
+    if settings.database_url is None:
+        secret_box(settings)  # the embedded installation's key exists from the first run on
     # Starting the embedded server blocks for a moment; keep the event loop free meanwhile.
     owner_url = await asyncio.to_thread(resolve_owner_url, settings)
     db = Database(settings, owner_url)
