@@ -8,6 +8,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from camcount.cli import billing, plans, tenants, usage
+from camcount.cli import operators as operator_cli
+from camcount.cli import users as user_cli
+from camcount.cli.serve import serve
 from camcount.cli.common import (
     EXIT_CONFLICT,
     actor,
@@ -38,6 +41,9 @@ app.add_typer(server_app, name="server")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(plans.app, name="plan")
 app.add_typer(billing.app, name="billing")
+app.add_typer(user_cli.app, name="user")
+app.add_typer(operator_cli.app, name="operator")
+app.command("serve")(serve)
 app.command("usage")(usage.usage)
 tenants.app.add_typer(plans.limit_app, name="limit")
 tenants.app.command("plan")(plans.tenant_plan)

@@ -1,0 +1,35 @@
+"""``camcount serve``: the HTTP API under uvicorn (uvloop and httptools when installed)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from camcount.cli.common import guard
+from camcount.config import get_settings
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default CAMCOUNT_API_HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default CAMCOUNT_API_PORT, 8000).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=64, help="Worker processes (default 1).")] = None,
+) -> None:
+    """Run the HTTP API. OpenAPI docs at /docs; /healthz and /readyz need no credentials."""
+    import uvicorn
+
+    from camcount.app import create_app
+
+    settings = get_settings()
+    with guard():
+        create_app(settings)  # fails here, with a clear message, when a setting is missing
+    uvicorn.run(
+        "camcount.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers or settings.api_workers,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+    )

@@ -1,0 +1,90 @@
+"""`camcount serve` as a real process, and the CLI commands of the API: users and operator tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from camcount.db.pools import Database
+from tests.fixtures.tenants import TenantFactory
+
+CAMCOUNT = str(Path(sys.executable).with_name("camcount"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_camcount_serve_answers_healthz_and_readyz(env_for_cli: dict[str, str], db: Database) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [CAMCOUNT, "serve", "--port", str(port)], env=env_for_cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                assert time.monotonic() < deadline, "camcount serve did not start"
+                await asyncio.sleep(0.2)
+        assert health.json() == {"status": "ok"}
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["migrations_current"] is True
+        assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+async def test_user_create_and_operator_token_from_the_cli_work_over_http(
+    env_for_cli: dict[str, str], make_tenant: TenantFactory, api: httpx.AsyncClient
+) -> None:
+    tenant = await make_tenant("pooled")
+    created = subprocess.run(
+        [CAMCOUNT, "user", "create", tenant.slug, "boss", "--email", "boss@example.com", "--role", "owner",
+         "--password-stdin"],
+        input="a long enough password\n", env=env_for_cli, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    login = await api.post(
+        f"/t/{tenant.slug}/auth/token", data={"username": "boss", "password": "a long enough password"}
+    )
+    assert login.status_code == 200
+    assert login.json()["token_type"] == "bearer"
+
+    name = f"ops-{uuid.uuid4().hex[:8]}"
+    issued = subprocess.run(
+        [CAMCOUNT, "operator", "token", "create", name], env=env_for_cli, capture_output=True, text=True, timeout=60
+    )
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip()
+    assert token.startswith("op_")
+    headers = {"Authorization": f"Bearer {token}"}
+    shown = await api.get(f"/admin/tenants/{tenant.slug}", headers=headers)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["slug"] == tenant.slug
+    assert (await api.get(f"/admin/tenants/{tenant.slug}", headers=login.json() and {
+        "Authorization": f"Bearer {login.json()['access_token']}"})).status_code == 401  # fmt: skip
+    suspended = await api.post(f"/admin/tenants/{tenant.slug}/suspend", headers=headers)
+    assert suspended.json()["status"] == "suspended"
+    refused = await api.get(
+        f"/t/{tenant.slug}/sites", headers={"Authorization": f"Bearer {login.json()['access_token']}"}
+    )
+    assert refused.status_code == 403  # the admin route invalidated the cached status at once
+    revoked = subprocess.run(
+        [CAMCOUNT, "operator", "token", "revoke", name], env=env_for_cli, capture_output=True, text=True, timeout=60
+    )
+    assert revoked.returncode == 0, revoked.stderr
