@@ -26,6 +26,12 @@ _APP_LIMITS_STATEMENTS: tuple[LiteralString, ...] = (
     "GRANT SELECT ON control.tenant_resource_usage TO {}",
     "GRANT INSERT ON control.usage_threshold_events TO {}",
 )
+# Operations (control 0004, camcount.monitoring): ingestion counters written by the API; the job
+# ledger and health snapshots read by /metrics.
+_APP_OPERATIONS_STATEMENTS: tuple[LiteralString, ...] = (
+    "GRANT SELECT, INSERT, UPDATE ON control.ingestion_counters TO {}",
+    "GRANT SELECT ON control.job_runs, control.tenant_health TO {}",
+)
 
 _ROLE_RACES = (errors.DuplicateObject, errors.UniqueViolation, errors.InternalError_)
 
@@ -120,6 +126,8 @@ async def grant_control_plane(conn: AsyncConnection, settings: Settings) -> None
     limits_tables = sql.SQL(", ").join(sql.Identifier("control", t) for t in _APP_LIMITS_READABLE)
     await conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(limits_tables, app))
     for statement in _APP_LIMITS_STATEMENTS:
+        await conn.execute(sql.SQL(statement).format(app))
+    for statement in _APP_OPERATIONS_STATEMENTS:
         await conn.execute(sql.SQL(statement).format(app))
     await conn.execute(sql.SQL("GRANT SELECT ON camcount_meta.migrations TO {}").format(app))
 
