@@ -28,6 +28,7 @@ direction: the new track starts on the side the object is already on.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -65,8 +66,11 @@ class Line:
     y2: float
 
     def __post_init__(self) -> None:
-        if (self.x1, self.y1) == (self.x2, self.y2):
-            raise ValueError("the counting line needs two distinct points")
+        values = (self.x1, self.y1, self.x2, self.y2)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("line coordinates must be finite numbers")
+        if math.hypot(self.x2 - self.x1, self.y2 - self.y1) < 1.0:
+            raise ValueError("the counting line needs two points at least one pixel apart")
 
     @classmethod
     def parse(cls, text: str) -> Line:

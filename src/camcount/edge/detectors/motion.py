@@ -71,10 +71,9 @@ class MotionDetector:
         # Never learn a frame that arrived with a jump: if it was a flash, it must not
         # become background; if it lasts, the slow reference update hands it over.
         mask = self.subtractor.apply(small, learningRate=0.0 if sudden else -1.0)
-        if shadows_marked := self.shadows:
+        if self.shadows:
             # Shadows come back as 127: keep only real foreground (255).
             mask = np.asarray(cv2.threshold(mask, 200, 255, cv2.THRESH_BINARY)[1], dtype=np.uint8)
-        del shadows_marked
         foreground = cv2.countNonZero(mask) / mask.size
         if foreground > self.max_foreground:
             return self._suppress(small)
@@ -108,7 +107,9 @@ class MotionDetector:
         reference, using only pixels whose ratio is near the median ratio: the objects
         themselves (a white car entering) are outliers and must not bend the curve.
         """
-        thumb = np.asarray(cv2.resize(small[:, :, 1], (64, 36), interpolation=cv2.INTER_AREA), dtype=np.float32)
+        thumb = np.asarray(
+            cv2.resize(small[:, :, 1], (64, 36), interpolation=cv2.INTER_AREA), dtype=np.float32
+        )
         thumb += 1.0
         if self.reference is None:
             self.reference = thumb
