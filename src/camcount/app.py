@@ -20,6 +20,7 @@ from camcount.api.problems import PROBLEM_SCHEMA
 from camcount.api.routes import ADMIN_ROUTERS, TENANT_ROUTERS, health
 from camcount.cache import make_cache
 from camcount.config import Settings, get_settings
+from camcount.limits.rate import Enforcer, RateLimitHeadersMiddleware
 from camcount.runtime import open_database
 from camcount.tenancy.resolution import TenantResolver
 
@@ -54,6 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.tokens = tokens
             app.state.resolver = resolver
             app.state.operators = OperatorService(db)
+            if settings.limits_enforced:  # rate limits and the API-call quota (camcount.limits.rate)
+                app.state.limits = Enforcer(db, settings)
+                await app.state.limits.start()
+                stack.push_async_callback(app.state.limits.stop)
             yield
 
     app = FastAPI(
@@ -67,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeadersMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)
     for router in TENANT_ROUTERS:

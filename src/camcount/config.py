@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     tenant_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     # Adds GET /bench/constant (the benchmark's bare baseline). Off in production.
     bench_endpoints: bool = False
+    # Rate limits and the daily API-call quota on every authenticated request (off: benchmarks only).
+    limits_enforced: bool = True
 
     @field_validator("home")
     @classmethod

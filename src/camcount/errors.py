@@ -56,3 +56,17 @@ class TenantSuspended(PermissionDenied):
 
 class AmbiguousTenant(CamcountError):
     """The request names its tenant in several ways that disagree (HTTP 400)."""
+
+
+class TooManyRequests(CamcountError):
+    """A rate limit or a periodic quota says wait (HTTP 429); ``headers`` say how long and why."""
+
+    def __init__(self, message: str, *, code: str, retry_after: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after), **(headers or {})}
+
+
+class InsufficientStorage(CamcountError):
+    """The tenant is over its storage limit: ingestion is refused (HTTP 507)."""

@@ -29,6 +29,7 @@ from camcount.api.middleware import NO_SLUG
 from camcount.cache import Cache
 from camcount.db.pools import Database
 from camcount.errors import AuthenticationFailed, PermissionDenied
+from camcount.limits.rate import enforce_request
 from camcount.tenancy.models import Tenant
 from camcount.tenancy.resolution import Principal, TenantResolver
 
@@ -97,6 +98,7 @@ def require(permission: Permission, *, allow_device: bool = False) -> Callable[.
             credential=credentials.credentials if credentials is not None else None,
         )
         _authorise(principal, permission, allow_device)
+        await enforce_request(request, tenant, principal)  # rate limits and quota (camcount.limits.rate)
         return TenantContext(tenant, principal, _request_id(request))
 
     dependency.__name__ = f"require_{permission}"

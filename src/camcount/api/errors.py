@@ -23,11 +23,13 @@ from camcount.errors import (
     CamcountError,
     ConfigurationError,
     Conflict,
+    InsufficientStorage,
     InvalidInput,
     LimitReached,
     NotFound,
     PermissionDenied,
     TenantSuspended,
+    TooManyRequests,
 )
 
 log = logging.getLogger("camcount.api")
@@ -67,6 +69,10 @@ def camcount_error_response(exc: CamcountError, request_id: str) -> Response:
         return problem_response(403, str(exc), request_id, code="forbidden")
     if isinstance(exc, AmbiguousTenant):
         return problem_response(400, str(exc), request_id, code="ambiguous-tenant")
+    if isinstance(exc, TooManyRequests):
+        return problem_response(429, str(exc), request_id, code=exc.code, headers=exc.headers)
+    if isinstance(exc, InsufficientStorage):
+        return problem_response(507, str(exc), request_id, code="storage-limit-reached")
     if isinstance(exc, ConfigurationError):
         log.error("configuration error: %s", exc)
         return problem_response(503, "the service is not configured for this request", request_id)

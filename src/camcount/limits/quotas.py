@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from camcount.db.pools import Database
-from camcount.errors import CamcountError
+from camcount.errors import TooManyRequests
 from camcount.limits.periods import local_date, period_bounds, zone
 from camcount.limits.plans import QUOTAS
 from camcount.tenancy.models import Tenant
@@ -45,20 +45,22 @@ API_CALLS = "api_calls_per_day"
 EVENTS = "events_per_month"
 
 
-class QuotaExceeded(CamcountError):
+class QuotaExceeded(TooManyRequests):
     """A periodic quota is used up; the message names it, the usage and when it resets."""
 
     def __init__(self, resource: str, used: int, limit: int, resets_at: datetime, tz: str) -> None:
         local = resets_at.astimezone(zone(tz)).isoformat(timespec="seconds")
-        super().__init__(f"quota exceeded: {resource} {used} of {limit}; resets at {local}")
+        super().__init__(
+            f"quota exceeded: {resource} {used} of {limit}; resets at {local}. A larger plan or an operator "
+            "override raises it",
+            code="quota-exceeded",
+            retry_after=seconds_until(resets_at),
+            headers={"X-Quota-Resource": resource, "X-Quota-Reset": resets_at.isoformat(timespec="seconds")},
+        )
         self.resource = resource
         self.used = used
         self.limit = limit
         self.resets_at = resets_at
-
-    @property
-    def retry_after(self) -> int:
-        return max(1, math.ceil((self.resets_at - datetime.now(UTC)).total_seconds()))
 
 
 @dataclass

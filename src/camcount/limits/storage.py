@@ -29,7 +29,7 @@ from psycopg import AsyncConnection, sql
 
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
-from camcount.errors import CamcountError
+from camcount.errors import InsufficientStorage
 from camcount.limits.periods import local_date
 from camcount.tenancy.lifecycle import list_tenants
 from camcount.tenancy.models import POOLED_SCHEMA, Placement, Tenant
@@ -55,7 +55,7 @@ ORDER BY p.relname
 """
 
 
-class StorageExceeded(CamcountError):
+class StorageExceeded(InsufficientStorage):
     """The tenant is over its storage limit plus the grace margin (HTTP 507)."""
 
     def __init__(self, used_bytes: int, limit_gb: int) -> None:

@@ -20,8 +20,11 @@ from camcount.api.routes import (
     cameras,
     counts,
     events,
+    invoices,
     keys,
+    plans_admin,
     sites,
+    usage,
     users,
 )
 
@@ -33,9 +36,12 @@ TENANT_ROUTERS: list[APIRouter] = [
     keys.router,
     events.router,
     counts.router,
+    usage.router,
+    invoices.router,
 ]
 
 ADMIN_ROUTERS: list[APIRouter] = [
     admin_tenants.router,
     admin_servers.router,
+    plans_admin.router,
 ]
