@@ -45,16 +45,13 @@ _PARTITION_NAME = re.compile(rf"^{PARENT_TABLE}_p(\d{{4}})_(\d{{2}})$")
 
 logger = logging.getLogger("camcount.jobs.retention")
 
-# (table, statement): delete one batch of the tenant's rows older than the boundary, by primary key.
+# (table, statement): delete one batch of the tenant's rows older than the boundary, by primary key
+# (counting_results is found by its (tenant_id, occurred_at, ...) index, rollups by partition-free
+# primary key ranges).
 _BATCH_DELETES: tuple[tuple[str, LiteralString], ...] = (
     ("counting_results", """
         DELETE FROM counting_results WHERE (tenant_id, camera_id, occurred_at, event_id) IN (
             SELECT tenant_id, camera_id, occurred_at, event_id FROM counting_results
-            WHERE tenant_id = %(tenant_id)s AND occurred_at < %(events_before)s LIMIT %(limit)s)
-    """),
-    ("counting_event_ids", """
-        DELETE FROM counting_event_ids WHERE (tenant_id, camera_id, event_id) IN (
-            SELECT tenant_id, camera_id, event_id FROM counting_event_ids
             WHERE tenant_id = %(tenant_id)s AND occurred_at < %(events_before)s LIMIT %(limit)s)
     """),
     ("counting_rollups", """
@@ -63,6 +60,25 @@ _BATCH_DELETES: tuple[tuple[str, LiteralString], ...] = (
             WHERE tenant_id = %(tenant_id)s AND bucket_start <= %(rollups_before)s LIMIT %(limit)s)
     """),
 )  # fmt: skip
+
+# The idempotency ledger has no index on occurred_at (tenant migration 0002 dropped it to speed up
+# ingestion), so it is walked in primary-key order, one chunk per transaction, deleting the old rows
+# of each chunk: every row is read once per run, whatever the number of batches.
+_EVENT_IDS_CHUNK = """
+WITH chunk AS (
+    SELECT camera_id, event_id, occurred_at FROM counting_event_ids
+    WHERE tenant_id = %(tenant_id)s AND (camera_id, event_id) > (%(camera_id)s, %(event_id)s)
+    ORDER BY camera_id, event_id LIMIT %(limit)s
+), gone AS (
+    DELETE FROM counting_event_ids d USING chunk
+    WHERE d.tenant_id = %(tenant_id)s AND d.camera_id = chunk.camera_id AND d.event_id = chunk.event_id
+      AND chunk.occurred_at < %(events_before)s
+    RETURNING 1
+), last AS (
+    SELECT camera_id, event_id FROM chunk ORDER BY camera_id DESC, event_id DESC LIMIT 1
+)
+SELECT (SELECT count(*) FROM gone), (SELECT camera_id FROM last), (SELECT event_id FROM last)
+"""
 
 _RETENTION_QUERY = """
 SELECT t.id,
@@ -168,6 +184,7 @@ async def delete_in_batches(
               "rollups_before": retention.rollups_before(now), "limit": batch_size}  # fmt: skip
     deleted: dict[str, int] = {}
     complete = True
+    deleted["counting_event_ids"], complete = await _delete_event_ids(conn, tenant, params, max_batches)
     for table, statement in _BATCH_DELETES:
         total = 0
         for _ in range(max_batches):
@@ -181,6 +198,24 @@ async def delete_in_batches(
             complete = False
         deleted[table] = total
     return deleted, complete
+
+
+async def _delete_event_ids(
+    conn: AsyncConnection, tenant: Tenant, params: dict[str, Any], max_batches: int
+) -> tuple[int, bool]:
+    key: tuple[int, str] = (-1, "")
+    total = 0
+    for _ in range(max_batches):
+        async with conn.transaction():
+            await set_tenant_context(conn, tenant.location)
+            cur = await conn.execute(_EVENT_IDS_CHUNK, {**params, "camera_id": key[0], "event_id": key[1]})
+            row = await cur.fetchone()
+        assert row is not None
+        total += int(row[0])
+        if row[1] is None:
+            return total, True
+        key = (int(row[1]), str(row[2]))
+    return total, False
 
 
 async def apply_retention(
