@@ -197,7 +197,10 @@ async def test_the_camera_records_its_last_delivery(db: Database, make_tenant: T
     camera = await make_camera(db, tenant, await make_site(db, tenant))
     await ingest(db, tenant, [event(camera, "t1", NOW)], now=NOW)
     await ingest(db, tenant, [event(camera, "t2", NOW)], now=NOW - timedelta(hours=1))
-    assert await fetch(db, tenant, "SELECT last_delivery_at FROM cameras") == [(NOW,)]
+    await ingest(db, tenant, [event(camera, "t3", NOW)], now=NOW + timedelta(seconds=10))
+    assert await fetch(db, tenant, "SELECT last_delivery_at FROM cameras") == [(NOW,)]  # within 30 s
+    await ingest(db, tenant, [event(camera, "t4", NOW)], now=NOW + timedelta(minutes=1))
+    assert await fetch(db, tenant, "SELECT last_delivery_at FROM cameras") == [(NOW + timedelta(minutes=1),)]
 
 
 def test_parse_event_accepts_the_edge_workers_shape() -> None:

@@ -72,10 +72,15 @@ SELECT camera_id, event_id FROM fresh
 
 _KNOWN_CAMERAS = "SELECT id, site_id FROM cameras WHERE id = ANY(%s) FOR KEY SHARE"
 
+# last_delivery_at is "last seen" to within LAST_DELIVERY_PRECISION: a camera row is locked and
+# rewritten at most that often, so concurrent batches of one camera rarely queue on its row.
+LAST_DELIVERY_PRECISION = timedelta(seconds=30)
 _TOUCH_CAMERAS = """
-UPDATE cameras c SET last_delivery_at = greatest(c.last_delivery_at, %(now)s)
-FROM (SELECT id FROM cameras WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE) locked
-WHERE c.id = locked.id
+UPDATE cameras c SET last_delivery_at = %(now)s
+FROM (SELECT id FROM cameras
+      WHERE id = ANY(%(ids)s) AND (last_delivery_at IS NULL OR last_delivery_at < %(stale)s)
+      ORDER BY id FOR NO KEY UPDATE) locked
+WHERE c.id = locked.id AND (c.last_delivery_at IS NULL OR c.last_delivery_at < %(now)s)
 """
 
 
@@ -261,7 +266,10 @@ async def ingest_events(
         else:
             results[index] = EventResult(key[1], key[0], Outcome.DUPLICATE, "already received")
     if stored:
-        await conn.execute(_TOUCH_CAMERAS, {"now": now, "ids": sorted({c for c, _ in stored})})
+        await conn.execute(
+            _TOUCH_CAMERAS,
+            {"now": now, "stale": now - LAST_DELIVERY_PRECISION, "ids": sorted({c for c, _ in stored})},
+        )
     return [r for r in results if r is not None]
 
 
@@ -286,5 +294,7 @@ async def _store(conn: AsyncConnection, tenant_id: int, events: list[CountEvent]
             "confidence": [e.confidence for e in events],
             "occurred_at": [e.occurred_at for e in events],
         },
+        # Binary arrays: about half the client and server time of text arrays for 1,000 events.
+        binary=True,
     )
     return {(camera_id, event_id) for camera_id, event_id in await cur.fetchall()}

@@ -19,11 +19,19 @@ from pydantic import BaseModel, Field
 from camcount.api.deps import Permission, TenantContext, get_db, require
 from camcount.api.problems import problem_response
 from camcount.api.routes._keyset import MAX_CURSOR_LENGTH, decode_key, encode_key
-from camcount.counting.ingest import MAX_BATCH_EVENTS, IngestScope, ingest_events, parse_event, summarise
+from camcount.counting.ingest import (
+    MAX_BATCH_EVENTS,
+    CountEvent,
+    IngestScope,
+    ingest_events,
+    parse_event,
+    summarise,
+)
 from camcount.counting.queries import MAX_EVENT_PAGE, Order, Scope, list_events
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.errors import InvalidInput
+from camcount.limits.rate import admit_ingest
 
 router = APIRouter(tags=["events"])
 
@@ -119,6 +127,8 @@ async def post_events(
             code="batch-too-large",
         )
     events = [parse_event(item) for item in raw]
+    # Storage limit (507) and the monthly events quota (429 with Retry-After), before any write.
+    await admit_ingest(request, db, ctx.tenant, sum(isinstance(e, CountEvent) for e in events))
     principal = ctx.principal
     scope = (
         IngestScope(site_id=principal.site_id, camera_id=principal.camera_id)

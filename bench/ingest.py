@@ -1,0 +1,304 @@
+"""Ingestion throughput: ``POST /events`` against a raw COPY + ``ON CONFLICT DO NOTHING`` baseline.
+
+    .venv/bin/python -m bench.ingest [--batches 40] [--rounds 3] [--concurrency 2] [--no-write]
+
+Paths, measured side by side in each round (interleaved, so load from other work on the machine
+hits them alike), each inserting fresh rows of the same shape into the same tenant's tables:
+
+- ``api``: batches of 1,000 events as JSON through a real uvicorn process (1 worker) with a device
+  key: authentication, per-event checks, idempotency through ``counting_event_ids``, rollups, the
+  commit, and the per-event answer.
+- ``raw``: the baseline. Binary ``COPY`` of the same rows into a temporary staging table, then
+  ``INSERT INTO counting_results ... ON CONFLICT DO NOTHING`` (the table's own unique key), in a
+  tenant transaction on long-lived connections, one transaction per batch. As the owner role: the
+  application role may not create temporary tables (no session state, by design); RLS is forced
+  for the owner too. No idempotency table, no
+  rollups, no HTTP.
+- ``layer``: :func:`camcount.counting.ingest.ingest_events` called in process (no HTTP): where the
+  API's time goes.
+- ``layer-copy``: the same ingestion with the batch sent by binary ``COPY`` into a staging table
+  instead of ``unnest`` arrays (the alternative design, measured to decide).
+
+``--concurrency`` clients (connections) work in parallel in every path alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from psycopg import AsyncConnection
+
+from bench.counting_setup import (
+    add_device_key,
+    add_site_and_cameras,
+    api_server,
+    bench_database,
+    bench_settings,
+    lift_limits,
+    machine,
+    median,
+    stamp,
+    write_section,
+)
+from camcount.counting import ingest as ingest_module
+from camcount.counting.ingest import CountEvent, ingest_events
+from camcount.db.pools import Database
+from camcount.db.scope import set_tenant_context, tenant_transaction
+from camcount.tenancy.models import Tenant
+from camcount.tenancy.provisioning import TenantRequest, create_tenant
+
+DBNAME = "cc_bench_ingest"
+BATCH = 1000
+CAMERAS = 10
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS bench_staging (
+    camera_id bigint, event_id text, count_type text, object_class text, count_value integer,
+    confidence real, occurred_at timestamptz
+) ON COMMIT DELETE ROWS
+"""
+_COPY = (
+    "COPY bench_staging (camera_id, event_id, count_type, object_class, count_value, confidence, occurred_at) "
+    "FROM STDIN (FORMAT BINARY)"
+)
+_TYPES = ["int8", "text", "text", "text", "int4", "float4", "timestamptz"]
+_RAW_INSERT = """
+INSERT INTO counting_results (tenant_id, camera_id, event_id, count_type, object_class, count_value, confidence,
+                              occurred_at)
+SELECT %s, camera_id, event_id, count_type, object_class, count_value, confidence, occurred_at FROM bench_staging
+ON CONFLICT DO NOTHING
+"""
+# The ingestion statement reading from the staging table instead of unnest arrays.
+_LAYER_COPY_INSERT = ingest_module._INGEST.split("), fresh AS", 1)[1]
+_LAYER_COPY = (
+    "WITH input AS (SELECT *, row_number() OVER () AS ord FROM bench_staging), fresh AS" + _LAYER_COPY_INSERT
+)
+
+Row = tuple[int, str, str, str, int, float, datetime]
+
+
+def make_batches(
+    prefix: str, batches: int, cameras: list[int], rng: random.Random, now: datetime
+) -> list[list[Row]]:
+    """Batches as an edge site sends them: each covers one hour of its cameras (about 80 rollup rows)."""
+    return [
+        [
+            (rng.choice(cameras), f"{prefix}-{b}-{i}", rng.choice(("in", "out")), "person", rng.randint(0, 5),
+             round(rng.uniform(0.5, 1.0), 3), now - timedelta(hours=b % 48, seconds=rng.randint(0, 3599)))
+            for i in range(BATCH)
+        ]
+        for b in range(batches)
+    ]  # fmt: skip
+
+
+def as_body(batch: list[Row]) -> bytes:
+    events = [
+        {"event_id": e, "camera_id": c, "count_type": t, "count_value": v, "confidence": conf,
+         "occurred_at": at.isoformat(), "object_class": oc}
+        for c, e, t, oc, v, conf, at in batch
+    ]  # fmt: skip
+    return json.dumps({"events": events}).encode()
+
+
+def as_events(batch: list[Row]) -> list[CountEvent]:
+    return [CountEvent(e, c, t, v, at, conf, oc) for c, e, t, oc, v, conf, at in batch]
+
+
+async def run_parallel(items: list[Any], concurrency: int, work: Callable[[Any], Awaitable[None]]) -> float:
+    """Seconds to run ``work`` over ``items`` with ``concurrency`` workers."""
+    queue = list(reversed(items))
+
+    async def worker() -> None:
+        while queue:
+            await work(queue.pop())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def copy_rows(conn: AsyncConnection, batch: list[Row]) -> None:
+    await conn.execute(_STAGING)
+    async with conn.cursor().copy(_COPY) as copy:
+        copy.set_types(_TYPES)
+        for row in batch:
+            await copy.write_row(row)
+
+
+async def with_owner_connections(
+    db: Database,
+    tenant: Tenant,
+    batches: list[list[Row]],
+    concurrency: int,
+    step: Callable[[AsyncConnection, list[Row]], Awaitable[None]],
+) -> float:
+    """Run ``step`` per batch on ``concurrency`` long-lived owner connections, one tenant transaction each.
+
+    The owner role, because the application role may not create temporary tables (by design: no
+    session state); RLS is forced for the owner too, so the policy still checks every row.
+    """
+    async with AsyncExitStack() as stack:
+        idle = [await stack.enter_async_context(db.owner()) for _ in range(concurrency)]
+
+        async def work(batch: list[Row]) -> None:
+            conn = idle.pop()
+            try:
+                async with conn.transaction():
+                    await set_tenant_context(conn, tenant.location)
+                    await step(conn, batch)
+            finally:
+                idle.append(conn)
+
+        return await run_parallel(batches, concurrency, work)
+
+
+async def raw_step(tenant_id: int) -> Callable[[AsyncConnection, list[Row]], Awaitable[None]]:
+    async def step(conn: AsyncConnection, batch: list[Row]) -> None:
+        await copy_rows(conn, batch)
+        await conn.execute(_RAW_INSERT, (tenant_id,))
+
+    return step
+
+
+async def layer_copy_step(tenant_id: int) -> Callable[[AsyncConnection, list[Row]], Awaitable[None]]:
+    async def step(conn: AsyncConnection, batch: list[Row]) -> None:
+        await copy_rows(conn, sorted(batch, key=lambda r: (r[0], r[1])))
+        cur = await conn.execute(_LAYER_COPY, {"tenant_id": tenant_id})
+        assert len(await cur.fetchall()) == len(batch)
+
+    return step
+
+
+async def layer_path(db: Database, tenant: Tenant, batches: list[list[Row]], concurrency: int) -> float:
+    async def work(batch: list[Row]) -> None:
+        events = as_events(batch)
+        async with tenant_transaction(db, tenant.location) as conn:
+            results = await ingest_events(conn, tenant.id, events, now=datetime.now(UTC))
+        assert all(r.status == "accepted" for r in results)
+
+    return await run_parallel(batches, concurrency, work)
+
+
+async def api_path(base: str, tenant: Tenant, key: str, batches: list[list[Row]], concurrency: int) -> float:
+    bodies = [as_body(b) for b in batches]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    url = f"/t/{tenant.slug}/events"
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        await client.post(url, content=b'{"events": []}', headers=headers)  # warm the connection and caches
+
+        async def work(body: bytes) -> None:
+            response = await client.post(url, content=body, headers=headers)
+            assert response.status_code == 200, response.text
+            assert response.json()["accepted"] == BATCH
+
+        return await run_parallel(bodies, concurrency, work)
+
+
+async def main(args: argparse.Namespace) -> None:
+    home = Path(tempfile.mkdtemp(prefix="camcount-bench-"))
+    settings = bench_settings(DBNAME, home)
+    header = machine()
+    rng = random.Random(1)
+    now = datetime.now(UTC)
+    rates: dict[str, list[float]] = {"api": [], "raw": [], "layer": [], "layer-copy": []}
+    async with bench_database(settings, DBNAME, fresh=True) as db:
+        tenant = (
+            await create_tenant(db, TenantRequest.parse("bench-ingest", name="Bench ingest"), actor="bench")
+        ).tenant
+        cameras = await add_site_and_cameras(db, tenant, "Europe/Paris", CAMERAS)
+        key = await add_device_key(db, tenant)
+        await lift_limits(db, tenant)
+        with api_server(settings) as base:
+            for round_ in range(args.rounds):
+                order = ["api", "raw", "layer", "layer-copy"]
+                rng.shuffle(order)
+                for path in order:
+                    batches = make_batches(f"{path}{round_}", args.batches, cameras, rng, now)
+                    if path == "api":
+                        seconds = await api_path(base, tenant, key, batches, args.concurrency)
+                    elif path == "raw":
+                        step = await raw_step(tenant.id)
+                        seconds = await with_owner_connections(db, tenant, batches, args.concurrency, step)
+                    elif path == "layer":
+                        seconds = await layer_path(db, tenant, batches, args.concurrency)
+                    else:
+                        step = await layer_copy_step(tenant.id)
+                        seconds = await with_owner_connections(db, tenant, batches, args.concurrency, step)
+                    rates[path].append(args.batches * BATCH / seconds)
+                    print(f"round {round_ + 1} {path:>10}: {rates[path][-1]:>9,.0f} events/s", flush=True)
+        async with tenant_transaction(db, tenant.location) as conn:
+            cur = await conn.execute("SELECT count(*) FROM counting_results")
+            stored = (await cur.fetchone() or [0])[0]
+    expected = args.rounds * args.batches * BATCH * 4
+    assert stored == expected, (stored, expected)
+    summary = {path: median(values) for path, values in rates.items()}
+    ratio = summary["api"] / summary["raw"]
+    lines = [f"{path:>10}: median {rate:>9,.0f} events/s" for path, rate in summary.items()]
+    print("\n".join(lines))
+    print(f"ratio api/raw = {ratio:.2f} (target >= 0.8)")
+    if not args.no_write:
+        write_section("Ingestion", report(args, header, rates, summary, ratio))
+
+
+def report(
+    args: argparse.Namespace,
+    header: str,
+    rates: dict[str, list[float]],
+    summary: dict[str, float],
+    ratio: float,
+) -> str:
+    rows = "\n".join(
+        f"| {path} | {summary[path]:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[path])} | "
+        f"{summary[path] / summary['raw']:.2f} |"
+        for path in ("api", "raw", "layer", "layer-copy")
+    )
+    return f"""
+Measured {stamp()} on {header}. Figures were taken under load from other engineers' work on the
+same 2 cores; compare the ratios, not the absolute numbers.
+
+Command: `.venv/bin/python -m bench.ingest --batches {args.batches} --rounds {args.rounds} --concurrency {args.concurrency}`
+(batches of 1,000 events, {args.batches * 1000:,} fresh events per path and round, paths interleaved in
+random order each round, {args.concurrency} concurrent client(s) in every path, one pooled tenant with 10 cameras
+in a dedicated database `{DBNAME}`).
+
+| path | events/s (median) | per round | ratio to raw |
+|---|---|---|---|
+{rows}
+
+**Ratio `POST /events` / raw COPY + ON CONFLICT: {ratio:.2f}** (target >= 0.8).
+
+- `api`: JSON through uvicorn (1 worker, uvloop, httptools) with a device key; idempotency by
+  (camera, event_id) in `counting_event_ids`, 15-minute rollups in the same statement, answer
+  after the commit.
+- `raw`: binary `COPY` into a temporary staging table, `INSERT INTO counting_results ... ON CONFLICT
+  DO NOTHING`, one transaction per batch on long-lived connections, as the owner role (the
+  application role may not create temporary tables; RLS is forced for the owner too).
+- `layer`: `ingest_events` in process; `layer-copy`: the same with `COPY` into a staging table
+  instead of `unnest` arrays (kept out of the product: see docs/counting.md).
+"""
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batches", type=int, default=40, help="batches of 1,000 per path and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))
