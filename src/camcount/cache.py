@@ -116,7 +116,7 @@ class RedisCache(Cache):
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._redis.ping()  # type: ignore[misc]
+        await self._redis.ping()
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(CHANNEL)
         self._listener = asyncio.create_task(self._listen(pubsub), name="camcount-cache-invalidation")

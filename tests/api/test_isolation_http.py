@@ -36,7 +36,9 @@ async def _populate(api: httpx.AsyncClient, t: ApiTenant) -> dict[str, int | str
         headers=t.headers,
     )  # fmt: skip
     assert user.status_code == 201, user.text
-    key = await api.post(t.url("/keys"), json={"name": "edge", "camera_id": camera.json()["id"]}, headers=t.headers)
+    key = await api.post(
+        t.url("/keys"), json={"name": "edge", "camera_id": camera.json()["id"]}, headers=t.headers
+    )
     assert key.status_code == 201, key.text
     assert key.json()["key"].startswith("ck_")
     return {
@@ -58,7 +60,11 @@ def _endpoints(ids: dict[str, int | str]) -> list[tuple[str, str, dict[str, Any]
         ("PATCH", f"/cameras/{ids['camera']}", {"name": "Renamed"}),
         ("DELETE", f"/cameras/{ids['camera']}", None),
         ("GET", "/users", None),
-        ("POST", "/users", {"username": "eve", "email": "eve@example.com", "role": "owner", "password": "intruder-pass"}),
+        (
+            "POST",
+            "/users",
+            {"username": "eve", "email": "eve@example.com", "role": "owner", "password": "intruder-pass"},
+        ),
         ("GET", f"/users/{ids['user']}", None),
         ("PATCH", f"/users/{ids['user']}", {"role": "owner"}),
         ("DELETE", f"/users/{ids['user']}", None),
@@ -108,7 +114,9 @@ async def test_a_device_key_reads_only_the_camera_in_its_scope(
 ) -> None:
     a = await make_api_tenant(placement)
     ids = await _populate(api, a)
-    other = await api.post(a.url("/cameras"), json={"site_id": ids["site"], "name": "Back"}, headers=a.headers)
+    other = await api.post(
+        a.url("/cameras"), json={"site_id": ids["site"], "name": "Back"}, headers=a.headers
+    )
     device = {"Authorization": f"Bearer {ids['device_key']}"}
     own = await api.get(a.url(f"/cameras/{ids['camera']}"), headers=device)
     assert own.status_code == 200

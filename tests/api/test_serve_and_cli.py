@@ -26,8 +26,11 @@ def _free_port() -> int:
 
 async def test_camcount_serve_answers_healthz_and_readyz(env_for_cli: dict[str, str], db: Database) -> None:
     port = _free_port()
-    process = subprocess.Popen(
-        [CAMCOUNT, "serve", "--port", str(port)], env=env_for_cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    process = subprocess.Popen(  # noqa: ASYNC220 (a server for the whole test)
+        [CAMCOUNT, "serve", "--port", str(port)],
+        env=env_for_cli,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 30
@@ -40,10 +43,11 @@ async def test_camcount_serve_answers_healthz_and_readyz(env_for_cli: dict[str, 
                 assert time.monotonic() < deadline, "camcount serve did not start"
                 await asyncio.sleep(0.2)
         assert health.json() == {"status": "ok"}
-        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        ready = await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert ready.status_code == 200, ready.text
         assert ready.json()["migrations_current"] is True
-        assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200
+        docs = await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/docs", timeout=5)
+        assert docs.status_code == 200
     finally:
         process.terminate()
         process.wait(timeout=15)
@@ -53,7 +57,9 @@ async def test_user_create_and_operator_token_from_the_cli_work_over_http(
     env_for_cli: dict[str, str], make_tenant: TenantFactory, api: httpx.AsyncClient
 ) -> None:
     tenant = await make_tenant("pooled")
-    created = subprocess.run(
+    created = await asyncio.to_thread(
+        subprocess.run,
+
         [CAMCOUNT, "user", "create", tenant.slug, "boss", "--email", "boss@example.com", "--role", "owner",
          "--password-stdin"],
         input="a long enough password\n", env=env_for_cli, capture_output=True, text=True, timeout=60,
@@ -66,8 +72,13 @@ async def test_user_create_and_operator_token_from_the_cli_work_over_http(
     assert login.json()["token_type"] == "bearer"
 
     name = f"ops-{uuid.uuid4().hex[:8]}"
-    issued = subprocess.run(
-        [CAMCOUNT, "operator", "token", "create", name], env=env_for_cli, capture_output=True, text=True, timeout=60
+    issued = await asyncio.to_thread(
+        subprocess.run,
+        [CAMCOUNT, "operator", "token", "create", name],
+        env=env_for_cli,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert issued.returncode == 0, issued.stderr
     token = issued.stdout.strip()
@@ -84,7 +95,12 @@ async def test_user_create_and_operator_token_from_the_cli_work_over_http(
         f"/t/{tenant.slug}/sites", headers={"Authorization": f"Bearer {login.json()['access_token']}"}
     )
     assert refused.status_code == 403  # the admin route invalidated the cached status at once
-    revoked = subprocess.run(
-        [CAMCOUNT, "operator", "token", "revoke", name], env=env_for_cli, capture_output=True, text=True, timeout=60
+    revoked = await asyncio.to_thread(
+        subprocess.run,
+        [CAMCOUNT, "operator", "token", "revoke", name],
+        env=env_for_cli,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert revoked.returncode == 0, revoked.stderr

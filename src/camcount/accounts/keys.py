@@ -73,15 +73,17 @@ async def create_key(db: Database, tenant: Tenant, request: KeyRequest) -> tuple
     new = device_keys.generate()
     limit = await limit_for(db, tenant.id, "api_keys")
     await _directory(
-        db, "INSERT INTO control.device_key_directory (prefix, tenant_id) VALUES (%s, %s)", (new.prefix, tenant.id)
+        db,
+        "INSERT INTO control.device_key_directory (prefix, tenant_id) VALUES (%s, %s)",
+        (new.prefix, tenant.id),
     )
     try:
         async with tenant_transaction(db, tenant.location) as conn:
             await reserve_entity(conn, tenant.id, "api_keys", limit)
             try:
                 cur = await conn.execute(
-                    f"INSERT INTO api_keys (tenant_id, name, prefix, key_hash, site_id, camera_id) "
-                    f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}".encode(),  # noqa: S608
+                    f"INSERT INTO api_keys (tenant_id, name, prefix, key_hash, site_id, camera_id) "  # noqa: S608
+                    f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}".encode(),
                     (tenant.id, request.name, new.prefix, new.key_hash, request.site_id, request.camera_id),
                 )
             except errors.ForeignKeyViolation:

@@ -24,7 +24,7 @@ from camcount.errors import AuthenticationFailed, ConfigurationError
 from camcount.secretbox import configured_keys
 
 ALGORITHM = "HS256"
-TOKEN_TYPE = "access"
+TOKEN_TYPE = "access"  # noqa: S105 (a claim value, not a secret)
 _HKDF_INFO = b"camcount access tokens v1"
 _MAX_CACHED = 50_000
 

@@ -196,7 +196,7 @@ async def update_user(
             await _ensure_an_owner_remains(conn, user_id)
         if changes.is_active and not current.is_active:
             await reserve_entity(conn, tenant.id, "users", await limit_for(db, tenant.id, "users"))
-        assignments = [sql.SQL("updated_at = now()")]
+        assignments: list[sql.Composable] = [sql.SQL("updated_at = now()")]
         params: list[Any] = []
         for column, value in (
             ("email", changes.email), ("role", changes.role), ("password_hash", password_hash),

@@ -60,17 +60,17 @@ class TenantContext:
     request_id: str
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_cache(request: Request) -> Cache:
+async def get_cache(request: Request) -> Cache:
     cache: Cache = request.app.state.cache
     return cache
 
 
-def get_resolver(request: Request) -> TenantResolver:
+async def get_resolver(request: Request) -> TenantResolver:
     resolver: TenantResolver = request.app.state.resolver
     return resolver
 

@@ -19,7 +19,9 @@ class Strict(BaseModel):
 
 class SiteIn(Strict):
     name: Name
-    timezone: Annotated[str | None, Field(max_length=64, description="IANA time zone; default: the tenant's")] = None
+    timezone: Annotated[
+        str | None, Field(max_length=64, description="IANA time zone; default: the tenant's")
+    ] = None
     business_hours: dict[str, Any] | None = Field(
         default=None, description='{"mon": [["08:00", "20:00"]], ...} in local time; empty = always open'
     )

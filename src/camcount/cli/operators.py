@@ -18,7 +18,9 @@ app.add_typer(token_app, name="token")
 def create(name: str) -> None:
     """Create a token and print it once: store it now, it cannot be shown again."""
     _, token = run(lambda db: operators.create_token(db, name, actor=actor()))
-    err_console.print(f"operator token [bold]{name}[/bold] created; it is shown only this once:", highlight=False)
+    err_console.print(
+        f"operator token [bold]{name}[/bold] created; it is shown only this once:", highlight=False
+    )
     print(token)
 
 

@@ -11,8 +11,12 @@ from camcount.config import get_settings
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind (default CAMCOUNT_API_HOST, 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default CAMCOUNT_API_PORT, 8000).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default CAMCOUNT_API_HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default CAMCOUNT_API_PORT, 8000).")
+    ] = None,
     workers: Annotated[int | None, typer.Option(min=1, max=64, help="Worker processes (default 1).")] = None,
 ) -> None:
     """Run the HTTP API. OpenAPI docs at /docs; /healthz and /readyz need no credentials."""

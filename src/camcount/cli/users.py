@@ -21,7 +21,9 @@ def create(
     username: str,
     email: Annotated[str, typer.Option(help="The user's email address.")],
     role: Annotated[str, typer.Option(help="owner, admin, user or viewer.")] = "owner",
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a user of a tenant; the password comes from stdin or a prompt, never an argument."""

@@ -105,7 +105,7 @@ async def create_camera(db: Database, tenant: Tenant, fields: CameraFields) -> C
         await reserve_entity(conn, tenant.id, "cameras", limit)
         try:
             cur = await conn.execute(
-                f"INSERT INTO cameras (tenant_id, site_id, name, location, status, config) "
+                f"INSERT INTO cameras (tenant_id, site_id, name, location, status, config) "  # noqa: S608
                 f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}".encode(),
                 (tenant.id, fields.site_id, fields.name, fields.location, fields.status or "active",
                  Jsonb(fields.config or {})),
@@ -154,7 +154,7 @@ async def get_camera(db: Database, tenant: Tenant, camera_id: int) -> Camera:
 
 
 async def update_camera(db: Database, tenant: Tenant, camera_id: int, fields: CameraFields) -> Camera:
-    assignments = [sql.SQL("updated_at = now()")]
+    assignments: list[sql.Composable] = [sql.SQL("updated_at = now()")]
     params: list[Any] = []
     for column, value in (
         ("site_id", fields.site_id), ("name", fields.name), ("location", fields.location),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from psycopg import errors, sql
@@ -62,7 +63,7 @@ def validate_business_hours(value: Any, field: str = "business_hours") -> dict[s
                 raise InvalidInput(where, "must start before it ends")
             cleaned.append([start, end])
         cleaned.sort()
-        for previous, current in zip(cleaned, cleaned[1:], strict=False):
+        for previous, current in pairwise(cleaned):
             if current[0] < previous[1]:
                 raise InvalidInput(f"{field}.{day}", "intervals must not overlap")
         result[day] = cleaned
@@ -102,7 +103,7 @@ async def create_site(db: Database, tenant: Tenant, fields: SiteFields) -> Site:
         await reserve_entity(conn, tenant.id, "sites", limit)
         try:
             cur = await conn.execute(
-                f"INSERT INTO sites (tenant_id, name, timezone, business_hours) VALUES (%s, %s, %s, %s) "
+                f"INSERT INTO sites (tenant_id, name, timezone, business_hours) VALUES (%s, %s, %s, %s) "  # noqa: S608
                 f"RETURNING {_COLUMNS}".encode(),
                 (
                     tenant.id,
@@ -144,7 +145,7 @@ async def get_site(db: Database, tenant: Tenant, site_id: int) -> Site:
 
 
 async def update_site(db: Database, tenant: Tenant, site_id: int, fields: SiteFields) -> Site:
-    assignments = [sql.SQL("updated_at = now()")]
+    assignments: list[sql.Composable] = [sql.SQL("updated_at = now()")]
     params: list[Any] = []
     if fields.name is not None:
         assignments.append(sql.SQL("name = %s"))

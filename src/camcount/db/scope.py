@@ -10,8 +10,8 @@ carries it to the next user. With no context set, the RLS policies match no row:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 from contextlib import asynccontextmanager
+from typing import Any
 
 from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
@@ -54,7 +54,6 @@ async def owner_tenant_transaction(db: Database, location: TenantLocation) -> As
         yield conn
 
 
-
 async def tenant_fetch(
     db: Database, location: TenantLocation, query: bytes | str, params: tuple[object, ...]
 ) -> list[tuple[Any, ...]]:
@@ -73,7 +72,9 @@ async def tenant_fetch(
         try:
             async with conn.pipeline():
                 await conn.execute(b"BEGIN")
-                await conn.execute(_SET_CONTEXT, (search_path_for(location.schema_name), str(location.tenant_id)))
+                await conn.execute(
+                    _SET_CONTEXT, (search_path_for(location.schema_name), str(location.tenant_id))
+                )
                 cur = await conn.execute(query, params, prepare=prepare)
                 await conn.execute(b"COMMIT")
         finally:

@@ -44,5 +44,7 @@ async def servers(operator: Operator, db: Db) -> ServerList:
 
 @router.post("/servers", status_code=201, response_model=ServerOut)
 async def add(body: ServerIn, operator: Operator, db: Db) -> ServerOut:
-    info = await add_server(db, body.name, body.url, box=secret_box(db.settings), actor=f"operator:{operator}")
+    info = await add_server(
+        db, body.name, body.url, box=secret_box(db.settings), actor=f"operator:{operator}"
+    )
     return ServerOut(**info.as_dict())

@@ -171,7 +171,9 @@ async def delete(slug: Slug, operator: Operator, db: Db, cache: CacheDep) -> Res
 
 
 @router.put("/tenants/{slug}/plan", response_model=list[LimitOut])
-async def change_plan(slug: Slug, body: PlanIn, operator: Operator, db: Db, cache: CacheDep) -> list[LimitOut]:
+async def change_plan(
+    slug: Slug, body: PlanIn, operator: Operator, db: Db, cache: CacheDep
+) -> list[LimitOut]:
     rows = await plans.change_tenant_plan(db, slug, body.plan, actor=_actor(operator))
     async with db.owner() as conn:
         await cache.invalidate_tenant((await require_tenant(conn, slug)).id)
@@ -199,7 +201,11 @@ async def set_limit(
 
 @router.delete("/tenants/{slug}/limits/{resource}", response_model=list[LimitOut])
 async def unset_limit(
-    slug: Slug, resource: Annotated[str, PathParam(max_length=48)], operator: Operator, db: Db, cache: CacheDep
+    slug: Slug,
+    resource: Annotated[str, PathParam(max_length=48)],
+    operator: Operator,
+    db: Db,
+    cache: CacheDep,
 ) -> list[LimitOut]:
     rows = await plans.unset_tenant_limit(db, slug, resource, actor=_actor(operator))
     await cache.invalidate_tenant(None)

@@ -18,7 +18,7 @@ router = APIRouter(tags=["auth"])
 
 class TokenOut(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 (the OAuth2 token type)
     expires_in: int
 
 

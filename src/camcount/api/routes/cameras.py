@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -25,10 +24,12 @@ Db = Annotated[Database, Depends(get_db)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 CameraId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 _ONE = TypeAdapter(CameraOut)
+_FIELDS = tuple(CameraOut.model_fields)
 
 
 def _out(camera: cameras.Camera) -> CameraOut:
-    return CameraOut(**asdict(camera))
+    # Field by field: dataclasses.asdict deep-copies the config on the hot path.
+    return CameraOut.model_construct(**{name: getattr(camera, name) for name in _FIELDS})
 
 
 @router.post("/cameras", status_code=201, response_model=CameraOut, summary="Create a camera")
@@ -62,7 +63,8 @@ async def get_camera(camera_id: CameraId, ctx: ReaderOrDevice, db: Db) -> Respon
     camera = await cameras.get_camera(db, ctx.tenant, camera_id)
     principal = ctx.principal
     if principal.kind == "device" and not (
-        principal.camera_id == camera.id or (principal.site_id is not None and principal.site_id == camera.site_id)
+        principal.camera_id == camera.id
+        or (principal.site_id is not None and principal.site_id == camera.site_id)
     ):
         raise NotFound(f"camera {camera_id} not found")
     # Serialised straight from the record: the hot read path skips re-validating its own output.

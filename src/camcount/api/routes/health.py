@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -13,6 +14,7 @@ from camcount.db import migrations as ledger
 from camcount.db.pools import Database
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("camcount.api")
 
 
 class Health(BaseModel):
@@ -52,8 +54,8 @@ async def readyz(db: Annotated[Database, Depends(get_db)]) -> Readiness | JSONRe
             ("pooled", m.version) for m in ledger.load_migrations(ledger.TENANT_TREE)
         }
         current = wanted <= applied
-    except Exception:  # noqa: BLE001 (any failure means: not ready; the answer says which part)
-        pass
+    except Exception as exc:  # any failure means: not ready; the answer says which part
+        log.warning("not ready: %s: %s", type(exc).__name__, exc)
     result = Readiness(
         status="ready" if current else "not ready", database=database, migrations_current=current
     )

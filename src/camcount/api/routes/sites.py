@@ -27,7 +27,9 @@ def _out(site: sites.Site) -> SiteOut:
 
 @router.post("/sites", status_code=201, response_model=SiteOut, summary="Create a site")
 async def create_site(body: SiteIn, ctx: Manager, db: Db) -> SiteOut:
-    fields = sites.SiteFields.parse(name=body.name, timezone=body.timezone, business_hours=body.business_hours)
+    fields = sites.SiteFields.parse(
+        name=body.name, timezone=body.timezone, business_hours=body.business_hours
+    )
     return _out(await sites.create_site(db, ctx.tenant, fields))
 
 
@@ -51,7 +53,9 @@ async def get_site(site_id: SiteId, ctx: Reader, db: Db) -> SiteOut:
 
 @router.patch("/sites/{site_id}", response_model=SiteOut, summary="Change a site")
 async def update_site(site_id: SiteId, body: SitePatch, ctx: Manager, db: Db) -> SiteOut:
-    fields = sites.SiteFields.parse(name=body.name, timezone=body.timezone, business_hours=body.business_hours)
+    fields = sites.SiteFields.parse(
+        name=body.name, timezone=body.timezone, business_hours=body.business_hours
+    )
     return _out(await sites.update_site(db, ctx.tenant, site_id, fields))
 
 

@@ -27,7 +27,9 @@ def _out(user: users.User) -> UserOut:
 
 @router.post("/users", status_code=201, response_model=UserOut, summary="Create a user")
 async def create_user(body: UserIn, ctx: Manager, db: Db) -> UserOut:
-    request = users.UserRequest.parse(username=body.username, email=body.email, role=body.role, password=body.password)
+    request = users.UserRequest.parse(
+        username=body.username, email=body.email, role=body.role, password=body.password
+    )
     return _out(await users.create_user(db, ctx.tenant, request, actor="api", actor_role=ctx.principal.role))
 
 
@@ -52,7 +54,9 @@ async def get_user(user_id: UserId, ctx: Manager, db: Db) -> UserOut:
     return _out(await users.get_user(db, ctx.tenant, user_id))
 
 
-@router.patch("/users/{user_id}", response_model=UserOut, summary="Change a user (email, role, password, active)")
+@router.patch(
+    "/users/{user_id}", response_model=UserOut, summary="Change a user (email, role, password, active)"
+)
 async def update_user(user_id: UserId, body: UserPatch, ctx: Manager, db: Db) -> UserOut:
     changes = users.UserChanges.parse(**body.model_dump())
     return _out(await users.update_user(db, ctx.tenant, user_id, changes, actor_role=ctx.principal.role))
