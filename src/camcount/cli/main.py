@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from camcount.cli import billing, plans, tenants, usage
+from camcount.cli import billing, ops, plans, tenants, usage
 from camcount.cli import operators as operator_cli
 from camcount.cli import users as user_cli
 from camcount.cli.serve import serve
@@ -47,6 +47,10 @@ app.command("serve")(serve)
 app.command("usage")(usage.usage)
 tenants.app.add_typer(plans.limit_app, name="limit")
 tenants.app.command("plan")(plans.tenant_plan)
+app.command("worker")(ops.worker)
+app.add_typer(ops.jobs_app, name="jobs")
+app.command("health")(ops.health)
+tenants.app.command("metrics")(ops.metrics_command)
 
 # Show a progress bar only when there is enough to wait for.
 PROGRESS_THRESHOLD = 20
