@@ -23,13 +23,14 @@ async def lock_tenant_slug(conn: AsyncConnection, slug: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('camcount.tenant'), hashtext(%s))", (slug,))
 
 
+SELECT_BY_SLUG = f"SELECT {TENANT_COLUMNS} FROM control.tenants WHERE slug = %s".encode()  # noqa: S608
+
+
 async def get_tenant_by_slug(
     conn: AsyncConnection, slug: str, *, include_provisioning: bool = False
 ) -> Tenant | None:
-    query = f"SELECT {TENANT_COLUMNS} FROM control.tenants WHERE slug = %s"  # noqa: S608 (constant columns)
-    if not include_provisioning:
-        query += " AND status <> 'provisioning'"
-    cur = await conn.execute(query.encode(), (slug,))
+    query = SELECT_BY_SLUG if include_provisioning else SELECT_BY_SLUG + b" AND status <> 'provisioning'"
+    cur = await conn.execute(query, (slug,))
     row = await cur.fetchone()
     return tenant_from_row(row) if row else None
 

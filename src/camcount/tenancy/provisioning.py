@@ -10,7 +10,9 @@ the database and the row again. A retry of a half-provisioned tenant finishes or
 from __future__ import annotations
 
 import asyncio
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import AsyncConnection, errors
 
@@ -21,8 +23,9 @@ from camcount.errors import Conflict, InvalidInput
 from camcount.tenancy import audit
 from camcount.tenancy.bootstrap import create_database_as_owner
 from camcount.tenancy.bootstrap import drop_database as drop_tenant_database
-from camcount.tenancy.lifecycle import get_tenant_by_slug
-from camcount.tenancy.models import Placement, Status, Tenant
+from camcount.tenancy.lifecycle import SELECT_BY_SLUG as _SELECT_BY_SLUG
+from camcount.tenancy.lifecycle import get_tenant_by_slug, lock_tenant_slug
+from camcount.tenancy.models import TENANT_COLUMNS, Placement, Status, Tenant, tenant_from_row
 from camcount.tenancy.partitions import ensure_partitions
 from camcount.tenancy.placements import database_name_for, schema_name_for, template_database_name
 from camcount.tenancy.validation import (
@@ -108,12 +111,14 @@ async def create_tenant(db: Database, request: TenantRequest, *, actor: str) -> 
     if request.placement is Placement.DATABASE:
         db.server(request.server)  # unknown server: a clear error before anything is written
     async with db.owner() as conn:
-        # One connection holds a session-level lock on the slug for the whole provisioning, so a
-        # parallel create of the same slug waits and then finds the finished tenant. A crash
-        # releases the lock with the connection, and the next attempt resumes.
+        if request.placement is not Placement.DATABASE:
+            return await _create_in_one_transaction(conn, db, request, actor=actor)
+        # A database tenant takes several transactions, so one connection holds a session-level
+        # lock on the slug throughout: a parallel create of the same slug waits, then finds the
+        # finished tenant. A crash releases the lock with the connection; the next attempt resumes.
         await conn.execute(_LOCK_SLUG, (request.slug,))
         try:
-            return await _create_locked(conn, db, request, actor=actor)
+            return await _create_database_tenant(conn, db, request, actor=actor)
         finally:
             await conn.execute(_UNLOCK_SLUG, (request.slug,))
 
@@ -121,52 +126,101 @@ async def create_tenant(db: Database, request: TenantRequest, *, actor: str) -> 
 # The same key as lifecycle.lock_tenant_slug, so status changes wait for provisioning too.
 _LOCK_SLUG = "SELECT pg_advisory_lock(hashtext('camcount.tenant'), hashtext(%s))"
 _UNLOCK_SLUG = "SELECT pg_advisory_unlock(hashtext('camcount.tenant'), hashtext(%s))"
+_PLAN = (
+    "SELECT retention_days, nextval(pg_get_serial_sequence('control.tenants', 'id')) FROM control.plans "
+    "WHERE code = %s AND is_active"
+)
 
 
-async def _create_locked(
-    control: AsyncConnection, db: Database, request: TenantRequest, *, actor: str
+async def _create_in_one_transaction(
+    conn: AsyncConnection, db: Database, request: TenantRequest, *, actor: str
 ) -> ProvisionResult:
-    existing = await get_tenant_by_slug(control, request.slug, include_provisioning=True)
-    if existing is not None:
-        differences = request.differences(existing)
-        if differences:
-            raise Conflict(
-                f"tenant {request.slug!r} already exists with other settings: " + "; ".join(differences)
-            )
-        if existing.status is not Status.PROVISIONING:
-            return ProvisionResult(existing, created=False)
-        # A previous attempt died half-way: finish it now.
-        resumed = await _create_database_storage(control, db, existing, actor=actor, resume=True)
-        return ProvisionResult(resumed, created=True)
-    async with control.transaction():
-        tenant = await _insert_tenant(control, db, request, actor=actor)
-        await _create_schema_storage(control, db, tenant)
-    if tenant.placement is Placement.DATABASE:
-        tenant = await _create_database_storage(control, db, tenant, actor=actor)
+    """Pooled and schema tenants: one transaction, so a failure at any step leaves nothing.
+
+    A pooled tenant is only rows: pipeline mode sends them in three round trips. Schema DDL runs
+    multi-statement migration files, which pipeline mode cannot carry, so it goes plainly.
+    """
+    pipelined = request.placement is Placement.POOLED
+    async with conn.pipeline() if pipelined else nullcontext(), conn.transaction():
+        # The transaction-scoped lock serialises creates of one slug; the look-up after it sees
+        # whatever the previous holder committed.
+        await lock_tenant_slug(conn, request.slug)
+        existing_cur = await conn.execute(_SELECT_BY_SLUG, (request.slug,))
+        plan_cur = await conn.execute(_PLAN, (request.plan,))
+        existing_row = await existing_cur.fetchone()
+        if existing_row is not None:
+            return _report_existing(request, tenant_from_row(existing_row))
+        tenant = await _insert_tenant(conn, db, request, await plan_cur.fetchone(), actor=actor)
+        if not pipelined:
+            await _create_schema_storage(conn, db, tenant)
     return ProvisionResult(tenant, created=True)
 
 
+def _report_existing(request: TenantRequest, existing: Tenant) -> ProvisionResult:
+    differences = request.differences(existing)
+    if differences:
+        raise Conflict(
+            f"tenant {request.slug!r} already exists with other settings: " + "; ".join(differences)
+        )
+    return ProvisionResult(existing, created=False)
+
+
+async def _create_database_tenant(
+    control: AsyncConnection, db: Database, request: TenantRequest, *, actor: str
+) -> ProvisionResult:
+    existing = await get_tenant_by_slug(control, request.slug, include_provisioning=True)
+    if existing is not None and existing.status is Status.PROVISIONING and not request.differences(existing):
+        # A previous attempt died half-way: finish it now.
+        resumed = await _create_database_storage(control, db, existing, actor=actor, resume=True)
+        return ProvisionResult(resumed, created=True)
+    if existing is not None:
+        return _report_existing(request, existing)
+    async with control.transaction():
+        cur = await control.execute(_PLAN, (request.plan,))
+        tenant = await _insert_tenant(control, db, request, await cur.fetchone(), actor=actor)
+    return ProvisionResult(await _create_database_storage(control, db, tenant, actor=actor), created=True)
+
+
+_INSERT_TENANT = (  # a constant column list, no input
+    "INSERT INTO control.tenants (id, slug, name, domain, subdomain, status, plan, placement, server, schema_name, "  # noqa: S608
+    "database_name, timezone) OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    f"RETURNING {TENANT_COLUMNS}"
+).encode()
+_INSERT_LIMITS = """
+    INSERT INTO control.tenant_limits (tenant_id, resource, limit_value, reset_period)
+    SELECT %s, resource, limit_value, reset_period FROM control.plan_limits WHERE plan = %s
+"""
+_INSERT_CONFIGS = """
+    INSERT INTO control.tenant_configs (tenant_id, key, value, value_type)
+    SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[])
+"""
+_AUDIT_CREATE = """
+    INSERT INTO control.audit_log (actor, action, tenant_id, tenant_slug, after)
+    SELECT %s, 'tenant.create', t.id, t.slug, to_jsonb(t) FROM control.tenants t WHERE t.id = %s
+"""
+
+
 async def _insert_tenant(
-    conn: AsyncConnection, db: Database, request: TenantRequest, *, actor: str
+    conn: AsyncConnection,
+    db: Database,
+    request: TenantRequest,
+    plan_row: tuple[Any, ...] | None,
+    *,
+    actor: str,
 ) -> Tenant:
-    cur = await conn.execute(
-        "SELECT retention_days FROM control.plans WHERE code = %s AND is_active", (request.plan,)
-    )
-    plan_row = await cur.fetchone()
+    """The tenant row, its limits, its default configuration and the audit entry.
+
+    ``plan_row`` is (retention_days, a fresh tenant id) from ``_PLAN``, or None for an unknown plan.
+    """
     if plan_row is None:
         raise InvalidInput("plan", f"{request.plan[:40]!r} is not an active plan")
-    cur = await conn.execute("SELECT nextval(pg_get_serial_sequence('control.tenants', 'id'))")
-    row = await cur.fetchone()
-    assert row is not None
-    tenant_id = int(row[0])
+    retention_days, tenant_id = plan_row
     is_database = request.placement is Placement.DATABASE
+    configs = [*DEFAULT_CONFIG, ("timezone", request.timezone, "string"),
+               ("retention_days", str(retention_days), "integer")]  # fmt: skip
     try:
-        await conn.execute(
-            """
-            INSERT INTO control.tenants (id, slug, name, domain, subdomain, status, plan, placement, server,
-                                         schema_name, database_name, timezone)
-            OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-            """,
+        cur = await conn.execute(
+            _INSERT_TENANT,
             (
                 tenant_id, request.slug, request.name, request.domain, request.subdomain,
                 Status.PROVISIONING if is_database else Status.ACTIVE, request.plan, request.placement,
@@ -174,33 +228,15 @@ async def _insert_tenant(
                 database_name_for(db.main_dbname, tenant_id) if is_database else None, request.timezone,
             ),
         )  # fmt: skip
+        row = await cur.fetchone()  # in pipeline mode, this is where a unique violation shows
     except errors.UniqueViolation as exc:
         column = "domain" if "domain" in str(exc) else "subdomain" if "subdomain" in str(exc) else "slug"
         raise Conflict(f"{column} is already in use by another tenant") from None
-    await conn.execute(
-        """
-        INSERT INTO control.tenant_limits (tenant_id, resource, limit_value, reset_period)
-        SELECT %s, resource, limit_value, reset_period FROM control.plan_limits WHERE plan = %s
-        """,
-        (tenant_id, request.plan),
-    )
-    defaults = [
-        *DEFAULT_CONFIG,
-        ("timezone", request.timezone, "string"),
-        ("retention_days", str(plan_row[0]), "integer"),
-    ]
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO control.tenant_configs (tenant_id, key, value, value_type) VALUES (%s, %s, %s, %s)",
-            [(tenant_id, key, value, kind) for key, value, kind in defaults],
-        )
-    tenant = await get_tenant_by_slug(conn, request.slug, include_provisioning=True)
-    assert tenant is not None
-    await audit.record(
-        conn, actor=actor, action="tenant.create", tenant_id=tenant_id, tenant_slug=request.slug,
-        after=tenant.public_dict(),
-    )  # fmt: skip
-    return tenant
+    assert row is not None
+    await conn.execute(_INSERT_LIMITS, (tenant_id, request.plan))
+    await conn.execute(_INSERT_CONFIGS, (tenant_id, *map(list, zip(*configs, strict=True))))
+    await conn.execute(_AUDIT_CREATE, (actor, tenant_id))
+    return tenant_from_row(row)
 
 
 async def _create_schema_storage(conn: AsyncConnection, db: Database, tenant: Tenant) -> None:
