@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from tests.fixtures.seed import seed_tenant_data
 
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.errors import NotFound
 from camcount.tenancy.lifecycle import delete_tenant, get_tenant_by_slug, list_tenants, set_status
 from camcount.tenancy.models import Placement, Status, Tenant
+from tests.fixtures.seed import seed_tenant_data
 
 
 async def test_suspend_and_activate_are_audited_and_idempotent(db: Database, tenant_a: Tenant) -> None:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 from psycopg import sql
-from tests.fixtures.tenants import unique_slug
 
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
@@ -16,6 +15,7 @@ from camcount.tenancy.models import Placement, Status
 from camcount.tenancy.partitions import add_months, ensure_partitions, month_start, partition_name
 from camcount.tenancy.placements import database_name_for, template_database_name
 from camcount.tenancy.provisioning import TenantRequest, create_tenant
+from tests.fixtures.tenants import unique_slug
 
 
 async def _exists(db: Database, query: str, *params: object) -> bool:
