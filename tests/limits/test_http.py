@@ -53,6 +53,9 @@ async def test_a_tenant_over_its_rate_gets_429_with_headers_and_another_tenant_d
     assert first.json()["type"].endswith("rate-limited")
     assert 1 <= int(first.headers["Retry-After"]) <= 2
     assert first.headers["RateLimit-Remaining"] == "0"
+    # Later refusals of the same credential are answered from memory, with the same problem and headers.
+    assert all(r.headers["RateLimit-Limit"] == "3" and "Retry-After" in r.headers for r in refused)
+    assert all(r.json()["detail"].startswith("rate limit exceeded: 3 requests") for r in refused)
     other = await limited.get(quiet.url("/sites"), headers=quiet.headers)
     assert other.status_code == 200
     assert other.headers["RateLimit-Limit"] == "50"  # the standard plan's rate

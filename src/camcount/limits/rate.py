@@ -20,6 +20,7 @@ no database write per request). Answers carry ``RateLimit-Limit``, ``RateLimit-R
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from camcount.api.problems import TYPE_PREFIX as PROBLEM_TYPE_PREFIX
 from camcount.config import Settings
 from camcount.db.pools import Database
 from camcount.errors import TooManyRequests
@@ -39,6 +41,10 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 RATE_CACHE_SECONDS = 10.0
 WINDOW_SECONDS = 1
 STATE_KEY = "camcount_rate_headers"
+REFUSED_KEY = "camcount_rate_refused"
+# After a rate refusal, the same credential is answered 429 from memory for this long (seconds).
+PENALTY_SECONDS = 0.1
+PENALTY_MAX_ENTRIES = 10_000
 
 
 class RateLimited(TooManyRequests):
@@ -164,7 +170,12 @@ async def enforce_request(request: Any, tenant: Tenant, principal: Any) -> None:
     enforcer: Enforcer | None = getattr(request.app.state, "limits", None)
     if enforcer is None:
         return
-    headers = await enforcer.admit(tenant, principal)
+    try:
+        headers = await enforcer.admit(tenant, principal)
+    except RateLimited as exc:
+        # Lets the middleware answer this credential's next requests from memory for a moment.
+        request.scope.setdefault("state", {})[REFUSED_KEY] = exc
+        raise
     request.scope.setdefault("state", {})[STATE_KEY] = headers
 
 
@@ -177,25 +188,65 @@ async def admit_ingest(request: Any, db: Database, tenant: Tenant, events: int) 
 
 
 class RateLimitHeadersMiddleware:
-    """Pure ASGI: copies the RateLimit headers the enforcer left in the scope onto the response."""
+    """Pure ASGI: the RateLimit headers on every answer, and the cheap refusal of a flooding credential.
+
+    When a request was refused by a rate limit, the exact ``Authorization`` value that was refused
+    is answered 429 straight from memory (before routing, authentication and the database) for the
+    next ``PENALTY_SECONDS``: a flooding tenant then costs the process almost nothing, so it cannot
+    slow other tenants down. Only a request carrying that very credential is affected, and the bucket
+    would have refused it anyway (at most it is admitted up to 100 ms later than the window allows).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._penalty: dict[bytes, tuple[float, bytes, list[tuple[bytes, bytes]]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope.setdefault("state", {})  # shared by every copy of the scope made further in
+        state = scope.setdefault("state", {})  # shared by every copy of the scope made further in
+        credential = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                credential = value
+                break
+        if credential and self._penalty:
+            entry = self._penalty.get(credential)
+            if entry is not None:
+                if time.monotonic() < entry[0]:
+                    await send({"type": "http.response.start", "status": 429, "headers": entry[2]})
+                    await send({"type": "http.response.body", "body": entry[1]})
+                    return
+                del self._penalty[credential]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = scope.get("state", {}).get(STATE_KEY)
+                headers = state.get(STATE_KEY)
                 if headers:
                     names = {name.lower() for name, _ in message.get("headers", [])}
                     extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()
                              if k.lower().encode() not in names]  # fmt: skip
                     message["headers"] = [*message.get("headers", []), *extra]
+                elif message["status"] == 429 and credential and REFUSED_KEY in state:
+                    self._remember(credential, state[REFUSED_KEY])
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def _remember(self, credential: bytes, exc: RateLimited) -> None:
+        if len(self._penalty) >= PENALTY_MAX_ENTRIES:
+            now = time.monotonic()
+            self._penalty = {k: v for k, v in self._penalty.items() if v[0] > now}
+            if len(self._penalty) >= PENALTY_MAX_ENTRIES:
+                return
+        body = json.dumps(
+            {"type": PROBLEM_TYPE_PREFIX + exc.code, "title": "Too Many Requests", "status": 429,
+             "detail": str(exc), "request_id": "-"}
+        ).encode()  # fmt: skip
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+        self._penalty[credential] = (time.monotonic() + min(PENALTY_SECONDS, exc.retry_after), body, headers)
