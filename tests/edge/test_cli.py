@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from camcount.cli.edge import app
 from camcount.edge.scenes import Scene
-from conftest import KEY, FakeApi
+from tests.edge.conftest import KEY, FakeApi
 
 runner = CliRunner()
 

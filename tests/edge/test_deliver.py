@@ -12,7 +12,7 @@ from camcount.edge.aggregate import Observation
 from camcount.edge.backoff import Backoff
 from camcount.edge.deliver import ConfigurationError, Deliverer, HttpDeliveryClient
 from camcount.edge.spool import Spool
-from conftest import KEY, FakeApi, start_fake_api
+from tests.edge.conftest import KEY, FakeApi, start_fake_api
 
 T0 = 1_767_225_600
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from camcount.edge.scenes import Scene
-from conftest import KEY, FakeApi, start_fake_api
+from tests.edge.conftest import KEY, FakeApi, start_fake_api
 
 
 def worker(scene: Scene, video: Path, api_url: str, spool: Path) -> subprocess.Popen[bytes]:
