@@ -10,7 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from camcount.cli import billing, ops, plans, tenants, usage
 from camcount.cli import operators as operator_cli
 from camcount.cli import users as user_cli
-from camcount.cli.serve import serve
 from camcount.cli.common import (
     EXIT_CONFLICT,
     actor,
@@ -21,8 +20,15 @@ from camcount.cli.common import (
     print_table,
     run,
 )
+from camcount.cli.serve import serve
 from camcount.config import get_settings
-from camcount.counting.demo import DemoSummary, provision_demo
+from camcount.counting.demo import (
+    DEMO_CREDENTIALS_FILE,
+    DEMO_USERNAME,
+    DemoSummary,
+    demo_password,
+    provision_demo,
+)
 from camcount.db.pools import Database
 from camcount.secretbox import generate_key, secret_box
 from camcount.tenancy import configs
@@ -123,15 +129,22 @@ def demo(
         return await provision_demo(db, actor=actor())
 
     summaries = run(action, load=False)
+    password = demo_password(get_settings().home)
     if as_json:
-        print_json([{**s.tenant.public_dict(), "cameras": s.cameras, "events": s.events} for s in summaries])
+        print_json([{**s.tenant.public_dict(), "cameras": s.cameras, "events": s.events, "username": s.username}
+                    for s in summaries])  # fmt: skip
         return
     print_table(
         "camcount demo tenants",
-        ("slug", "name", "placement", "plan", "time zone", "cameras", "events"),
-        ((s.tenant.slug, s.tenant.name, s.tenant.placement, s.tenant.plan, s.tenant.timezone, s.cameras, s.events)
-         for s in summaries),
+        ("slug", "name", "placement", "plan", "time zone", "cameras", "events", "login"),
+        ((s.tenant.slug, s.tenant.name, s.tenant.placement, s.tenant.plan, s.tenant.timezone, s.cameras, s.events,
+          f"{s.username} / see below") for s in summaries),
     )  # fmt: skip
+    console.print(
+        f"Each demo tenant has an owner [bold]{DEMO_USERNAME}[/bold]; the password is in "
+        f"{get_settings().home / DEMO_CREDENTIALS_FILE} (kept private, 0600): [bold]{password}[/bold]",
+        highlight=False,
+    )
 
 
 @server_app.command("add")

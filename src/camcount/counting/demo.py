@@ -6,13 +6,17 @@ deterministic ids, so a second run stores nothing twice.
 
 from __future__ import annotations
 
+import os
 import random
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from camcount.accounts.users import UserRequest, create_user
 from camcount.counting.ingest import CountEvent, ingest_events
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
@@ -20,6 +24,8 @@ from camcount.tenancy.models import Tenant
 from camcount.tenancy.provisioning import TenantRequest, create_tenant
 
 DEMO_DAYS = 3
+DEMO_USERNAME = "owner"
+DEMO_CREDENTIALS_FILE = "demo-password"
 STORE_HOURS = {day: [["09:00", "21:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
 
@@ -49,21 +55,47 @@ class DemoSummary:
     tenant: Tenant
     cameras: int
     events: int
+    username: str = DEMO_USERNAME
 
 
 async def provision_demo(db: Database, *, actor: str, now: datetime | None = None) -> list[DemoSummary]:
     now = now or datetime.now(UTC)
+    password = demo_password(db.settings.home)
     summaries = []
     for demo in DEMO_TENANTS:
         request = TenantRequest.parse(
             demo.slug, name=demo.name, plan=demo.plan, placement=demo.placement, timezone=demo.timezone
         )
         tenant = (await create_tenant(db, request, actor=actor)).tenant
+        await _ensure_owner(db, tenant, password, actor=actor)
         async with tenant_transaction(db, tenant.location) as conn:
             camera_ids = await _ensure_site_and_cameras(conn, tenant.id, demo)
             await ingest_events(conn, tenant.id, _sample_events(demo.slug, camera_ids, now), now=now)
             summaries.append(DemoSummary(tenant, len(camera_ids), await _count_events(conn)))
     return summaries
+
+
+def demo_password(home: Path) -> str:
+    """The demo owners' password: generated on the first run, kept (0600) under CAMCOUNT_HOME."""
+    path = home / DEMO_CREDENTIALS_FILE
+    if path.exists():
+        return path.read_text().strip()
+    home.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(12)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    return password
+
+
+async def _ensure_owner(db: Database, tenant: Tenant, password: str, *, actor: str) -> None:
+    async with tenant_transaction(db, tenant.location) as conn:
+        cur = await conn.execute("SELECT 1 FROM users WHERE lower(username) = %s", (DEMO_USERNAME,))
+        if await cur.fetchone():
+            return
+    request = UserRequest.parse(username=DEMO_USERNAME, email=f"owner@{tenant.slug}.example", role="owner",
+                                password=password)  # fmt: skip
+    await create_user(db, tenant, request, actor=actor)
 
 
 async def _ensure_site_and_cameras(conn: AsyncConnection, tenant_id: int, demo: DemoTenant) -> list[int]:
@@ -91,9 +123,9 @@ async def _ensure_site_and_cameras(conn: AsyncConnection, tenant_id: int, demo: 
 
 
 def _sample_events(slug: str, camera_ids: list[int], now: datetime) -> list[CountEvent]:
-    """Hourly in/out counts for the last few days; the seed makes the same counts every run."""
+    """Hourly in/out counts for the full days before today (UTC); the same counts on every run."""
     rng = random.Random(slug)  # noqa: S311 (demo data, not security)
-    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=DEMO_DAYS)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=DEMO_DAYS)
     events = []
     for hour in range(DEMO_DAYS * 24):
         at = start + timedelta(hours=hour)
