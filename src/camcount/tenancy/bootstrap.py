@@ -112,18 +112,26 @@ async def _migrate_shared_targets(
             applied = await ledger.apply_pending(conn, "control", ledger.load_migrations(ledger.CONTROL_TREE))
             await grant_control_plane(conn, db.settings)
         results.append(TargetResult(control, applied))
-        results.append(await _apply_tenant_target(conn, pooled, tenant_migrations, db))
+        results.append(await _apply_tenant_target(conn, pooled, tenant_migrations, db, partitions=True))
     return results
 
 
 async def _apply_tenant_target(
-    conn: AsyncConnection, target: Target, migrations: list[ledger.Migration], db: Database
+    conn: AsyncConnection,
+    target: Target,
+    migrations: list[ledger.Migration],
+    db: Database,
+    *,
+    partitions: bool = False,
 ) -> TargetResult:
+    """One target in one transaction. ``partitions``: also create monthly partitions ahead (the
+    shared pooled schema and templates; tenants' own partitions are the partition job's work)."""
     result = TargetResult(target)
     try:
         async with conn.transaction():
             result.applied = await ledger.apply_pending(conn, target.schema, migrations)
-            await ensure_partitions(conn, target.schema, ahead=db.settings.partitions_ahead_months)
+            if partitions:
+                await ensure_partitions(conn, target.schema, ahead=db.settings.partitions_ahead_months)
             if result.applied:
                 await grant_tenant_schema(conn, target.schema, db.settings)
     except errors.Error as exc:
@@ -205,8 +213,12 @@ async def migrate_all(
         async with semaphore:
             try:
                 async with db.owner(target.dbname, server=target.server) as conn:
-                    await ledger.ensure_ledger(conn)
-                    result = await _apply_tenant_target(conn, target, tenant_migrations, db)
+                    if target.dbname != db.main_dbname:
+                        await ledger.ensure_ledger(conn)  # the main database's was made first
+                    is_template = target.dbname == template_database_name(db.main_dbname)
+                    result = await _apply_tenant_target(
+                        conn, target, tenant_migrations, db, partitions=is_template
+                    )
             except errors.Error as exc:
                 result = TargetResult(target, error=f"{type(exc).__name__}: {exc}".strip())
         finished += 1
