@@ -17,10 +17,12 @@ from camcount.accounts.tokens import TokenService
 from camcount.api.errors import install_error_handlers
 from camcount.api.middleware import RequestContextMiddleware, RequestIdLogFilter
 from camcount.api.problems import PROBLEM_SCHEMA
-from camcount.api.routes import ADMIN_ROUTERS, TENANT_ROUTERS, health
+from camcount.api.routes import ADMIN_ROUTERS, TENANT_ROUTERS, health, monitoring
 from camcount.cache import make_cache
 from camcount.config import Settings, get_settings
 from camcount.limits.rate import Enforcer, RateLimitHeadersMiddleware
+from camcount.monitoring.http import AccessLogMiddleware
+from camcount.monitoring.logs import configure_logging
 from camcount.runtime import open_database
 from camcount.tenancy.resolution import TenantResolver
 
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)  # JSON lines on stderr, in every worker process
         async with AsyncExitStack() as stack:
             db = await stack.enter_async_context(open_database(settings))
             cache = make_cache(settings)
@@ -73,8 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(AccessLogMiddleware)  # outermost: logs and measures every answer (camcount.monitoring)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(monitoring.metrics_router)  # GET /metrics, operator token
     for router in TENANT_ROUTERS:
         app.include_router(router, prefix="/t/{slug}")
     for router in ADMIN_ROUTERS:

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     bench_endpoints: bool = False
     # Rate limits and the daily API-call quota on every authenticated request (off: benchmarks only).
     limits_enforced: bool = True
+    # Logs are JSON lines on stderr (camcount.monitoring.logs): DEBUG, INFO, WARNING or ERROR.
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("home")
     @classmethod

@@ -26,8 +26,12 @@ async def test_counts_events_confidence_and_ingestion_are_per_tenant(
     await ingest_at(db, tenant_a, cam_a1, [NOW - timedelta(hours=5)], now=NOW, confidence=0.5)
     await ingest_at(db, tenant_a, cam_a1, [NOW - timedelta(days=3)], now=NOW, confidence=0.1)
     await ingest_at(db, tenant_b, cam_b, [NOW - timedelta(days=2)], now=NOW, confidence=0.9)
-    await record_ingestion_outcomes(db, tenant_a.id, accepted=4, duplicate=1, rejected=5, now=NOW - timedelta(hours=2))
-    await record_ingestion_outcomes(db, tenant_b.id, accepted=1, duplicate=0, rejected=0, now=NOW - timedelta(hours=2))
+    await record_ingestion_outcomes(
+        db, tenant_a.id, accepted=4, duplicate=1, rejected=5, now=NOW - timedelta(hours=2)
+    )
+    await record_ingestion_outcomes(
+        db, tenant_b.id, accepted=1, duplicate=0, rejected=0, now=NOW - timedelta(hours=2)
+    )
 
     a, b = await tenant_metrics(db, [tenant_a, tenant_b], now=NOW)
 

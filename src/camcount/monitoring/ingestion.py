@@ -1,18 +1,30 @@
 """Per-tenant ingestion counters: what the events route reports after each batch.
 
-``record_ingestion_outcomes`` adds the batch's outcomes to the tenant's hourly row in
-``control.ingestion_counters`` (the source of the error rate in tenant metrics and health) and to
-the Prometheus counters. Call it once per batch, after the batch committed::
+Two ways in:
 
-    await record_ingestion_outcomes(db, tenant.id, accepted=a, duplicate=d, rejected=r, now=now)
+- :func:`record_ingestion_batch` (the events route, once per committed batch): counts the batch in
+  the Prometheus counters at once and in an in-process tally that is written to
+  ``control.ingestion_counters`` (one upsert per tenant and hour) at most every
+  ``FLUSH_SECONDS``, by whichever request comes next, so the hot path does not pay a control-plane
+  write per batch. A crash loses at most those seconds of *counters* (never events).
+- :func:`record_ingestion_outcomes`: the same, written at once (tests, tools, batch imports).
+
+The hourly rows feed the ingestion error rate in tenant metrics and the ``ingestion_rejections``
+health check.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from camcount.db.pools import Database
 from camcount.monitoring import metrics
+
+FLUSH_SECONDS = 2.0
 
 _UPSERT = """
 INSERT INTO control.ingestion_counters AS c (tenant_id, hour, accepted, duplicate, rejected)
@@ -23,13 +35,79 @@ SET accepted = c.accepted + EXCLUDED.accepted, duplicate = c.duplicate + EXCLUDE
 """
 
 
-async def record_ingestion_outcomes(
-    db: Database, tenant_id: int, *, accepted: int, duplicate: int, rejected: int, now: datetime | None = None
+def _hour(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.pending: dict[tuple[int, datetime], list[int]] = {}
+        self.last_flush = time.monotonic()
+        self.lock = asyncio.Lock()
+
+    def add(self, tenant_id: int, hour: datetime, accepted: int, duplicate: int, rejected: int) -> None:
+        counts = self.pending.setdefault((tenant_id, hour), [0, 0, 0])
+        counts[0] += accepted
+        counts[1] += duplicate
+        counts[2] += rejected
+
+
+_TALLY = _Tally()
+
+
+async def _write(db: Database, rows: list[tuple[int, datetime, int, int, int]]) -> None:
+    pool = await db.app_pool()
+    async with pool.connection() as conn, conn.cursor() as cur:
+        await cur.executemany(_UPSERT, rows)
+
+
+async def flush_ingestion_counters(db: Database) -> int:
+    """Write the tally to the control plane now; returns the rows written. Safe to call any time."""
+    async with _TALLY.lock:
+        pending, _TALLY.pending = _TALLY.pending, {}
+        _TALLY.last_flush = time.monotonic()
+        rows: list[tuple[int, datetime, int, int, int]] = sorted(
+            (tid, hour, counts[0], counts[1], counts[2]) for (tid, hour), counts in pending.items()
+        )
+        if not rows:
+            return 0
+        try:
+            await _write(db, rows)
+        except Exception:
+            for tid, hour, a, d, r in rows:  # keep them for the next flush
+                _TALLY.add(tid, hour, a, d, r)
+            raise
+        return len(rows)
+
+
+def outcome_counts(results: Iterable[Any]) -> tuple[int, int, int]:
+    """(accepted, duplicate, rejected) of ingestion results (objects with a ``status``)."""
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for result in results:
+        status = str(getattr(result, "status", ""))
+        if status in counts:
+            counts[status] += 1
+    return counts["accepted"], counts["duplicate"], counts["rejected"]
+
+
+async def record_ingestion_batch(
+    db: Database, tenant_id: int, results: Iterable[Any], *, now: datetime | None = None
 ) -> None:
-    """Count one batch for the tenant (control plane) and for Prometheus (this process)."""
+    """Count one committed batch (the events route calls this once per batch)."""
+    accepted, duplicate, rejected = outcome_counts(results)
     metrics.record_ingestion(accepted, duplicate, rejected)
     if accepted + duplicate + rejected == 0:
         return
-    pool = await db.app_pool()
-    async with pool.connection() as conn:
-        await conn.execute(_UPSERT, (tenant_id, now or datetime.now(UTC), accepted, duplicate, rejected))
+    _TALLY.add(tenant_id, _hour(now or datetime.now(UTC)), accepted, duplicate, rejected)
+    if time.monotonic() - _TALLY.last_flush >= FLUSH_SECONDS and not _TALLY.lock.locked():
+        await flush_ingestion_counters(db)
+
+
+async def record_ingestion_outcomes(
+    db: Database, tenant_id: int, *, accepted: int, duplicate: int, rejected: int, now: datetime | None = None
+) -> None:
+    """Count outcomes for the tenant (control plane, written now) and for Prometheus."""
+    metrics.record_ingestion(accepted, duplicate, rejected)
+    if accepted + duplicate + rejected == 0:
+        return
+    await _write(db, [(tenant_id, _hour(now or datetime.now(UTC)), accepted, duplicate, rejected)])

@@ -22,6 +22,7 @@ from camcount.api.routes import (
     events,
     invoices,
     keys,
+    monitoring,
     plans_admin,
     sites,
     usage,
@@ -38,10 +39,12 @@ TENANT_ROUTERS: list[APIRouter] = [
     counts.router,
     usage.router,
     invoices.router,
+    monitoring.tenant_router,
 ]
 
 ADMIN_ROUTERS: list[APIRouter] = [
     admin_tenants.router,
     admin_servers.router,
     plans_admin.router,
+    monitoring.admin_router,
 ]

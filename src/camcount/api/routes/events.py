@@ -32,6 +32,7 @@ from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.errors import InvalidInput
 from camcount.limits.rate import admit_ingest
+from camcount.monitoring.ingestion import record_ingestion_batch
 
 router = APIRouter(tags=["events"])
 
@@ -137,6 +138,7 @@ async def post_events(
     )
     async with tenant_transaction(db, ctx.tenant.location) as conn:
         results = await ingest_events(conn, ctx.tenant.id, events, now=datetime.now(UTC), scope=scope)
+    await record_ingestion_batch(db, ctx.tenant.id, results)  # counters (camcount.monitoring)
     # Committed: only now is the answer sent.
     return JSONResponse(summarise(results))
 
