@@ -111,3 +111,14 @@ def test_an_unreachable_database_is_a_clear_error(cli_env: dict[str, str]) -> No
     result = camcount(env, "tenant", "list")
     assert result.returncode == 5
     assert "cannot reach PostgreSQL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_writing_a_secret_without_a_key_is_a_clear_error(cli_env: dict[str, str]) -> None:
+    slug = unique_slug("cli")
+    assert camcount(cli_env, "tenant", "create", slug, "--name", "Keyless").returncode == 0
+    env = {k: v for k, v in cli_env.items() if k != "CAMCOUNT_SECRET_KEY"}
+    result = camcount(env, "tenant", "config", "set", slug, "api.token", "t0ken", "--secret")
+    assert result.returncode == 2
+    assert "CAMCOUNT_SECRET_KEY is not set" in result.stderr
+    plain = camcount(env, "tenant", "config", "set", slug, "greeting", "hello")
+    assert plain.returncode == 0  # plain values need no key
