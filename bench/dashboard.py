@@ -208,7 +208,7 @@ async def measure(
         with psycopg.connect(login_url(), autocommit=True) as sql_conn:
             for i in range(requests + 50):
                 tenant, _, camera, timezone = targets[rng.randrange(len(targets))]
-                params = {
+                params: dict[str, str | int] = {
                     "camera_id": camera,
                     "bucket": "hour",
                     "from": start.isoformat(),
