@@ -98,8 +98,10 @@ async def grant_database(conn: AsyncConnection, dbname: str, settings: Settings)
             db, sql.Identifier(settings.owner_role)
         )
     )
+    # TEMPORARY: ingestion may stage a batch in a temp table (ON COMMIT DROP: nothing outlives the
+    # transaction, so it stays safe behind a transaction-mode pooler).
     await conn.execute(
-        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, sql.Identifier(settings.app_role))
+        sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, sql.Identifier(settings.app_role))
     )
 
 
