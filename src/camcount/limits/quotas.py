@@ -160,10 +160,11 @@ class QuotaMeter:
                 lease = self._leases.get(key)
                 if lease is None or not lease.period_start <= now < lease.period_end:
                     lease = await self._new_period(tenant, resource, now)
-        if lease.limit is not None and lease.remaining < n:
-            await self._refill(tenant, resource, lease, n, now)
         if lease.limit is not None:
-            lease.remaining -= n
+            if lease.remaining >= n:
+                lease.remaining -= n  # no await between the check and the take
+            else:
+                await self._refill_and_take(tenant, resource, lease, n)
         lease.last_used = time.monotonic()
         tally_key = (tenant.id, resource, local_date(now, tenant.timezone))
         self._tally[tally_key] = self._tally.get(tally_key, 0) + n
@@ -200,10 +201,17 @@ class QuotaMeter:
         self._leases[key] = lease
         return lease
 
-    async def _refill(self, tenant: Tenant, resource: str, lease: _Lease, n: int, now: datetime) -> None:
+    async def _refill_and_take(self, tenant: Tenant, resource: str, lease: _Lease, n: int) -> None:
+        """Reserve more from the database if needed and take ``n``, all under the lease's lock.
+
+        The take happens with no await after the check, so concurrent requests can neither drive
+        the lease below zero (admitting more than was reserved) nor take the units just reserved
+        for this request (refusing it early).
+        """
         async with self._lock((tenant.id, resource)):
             if lease.remaining >= n:
-                return  # another coroutine refilled while we waited
+                lease.remaining -= n  # another coroutine refilled while we waited
+                return
             if time.monotonic() < lease.refused_until:
                 self._refuse(tenant, resource, lease)
             assert lease.limit is not None
@@ -221,10 +229,14 @@ class QuotaMeter:
                 granted, lease.used_in_db, limit = int(row[0]), int(row[1]), int(row[2])
                 lease.limit = limit
                 lease.remaining += granted
+                refused = lease.remaining < n
+                if not refused:
+                    lease.remaining -= n
+                else:
+                    # All-or-nothing: keep what we have for smaller requests; refuse this one.
+                    lease.refused_until = time.monotonic() + self.refusal_recheck
                 await self._record_thresholds(conn, tenant.id, resource, lease)
-            if lease.remaining < n:
-                # All-or-nothing: keep what we have for smaller requests; refuse this one.
-                lease.refused_until = time.monotonic() + self.refusal_recheck
+            if refused:
                 self._refuse(tenant, resource, lease)
 
     def _refuse(self, tenant: Tenant, resource: str, lease: _Lease) -> None:
