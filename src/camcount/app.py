@@ -45,11 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level)  # JSON lines on stderr, in every worker process
         async with AsyncExitStack() as stack:
             db = await stack.enter_async_context(open_database(settings))
-            cache = make_cache(settings)
+            cache = make_cache(settings, namespace=db.main_dbname)  # Redis keys per deployment
             await cache.start()
             stack.push_async_callback(cache.close)
             resolver = TenantResolver(
-                db, tokens, base_domain=settings.base_domain, ttl=settings.tenant_cache_seconds
+                db, tokens, base_domain=settings.base_domain, ttl=settings.tenant_cache_seconds, shared=cache
             )
             cache.on_invalidate(resolver.invalidate)
             app.state.settings = settings

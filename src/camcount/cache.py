@@ -1,12 +1,15 @@
 """A small cache with tenant-prefixed keys: in process by default, Redis when configured.
 
 Keys are ``t:{tenant_id}:{name}`` (tenant data) or ``g:{name}`` (global), so one tenant's entries
-can be dropped together and never collide with another's. Values are JSON-serialisable.
+can be dropped together and never collide with another's. Values are JSON-serialisable. In Redis
+they live under ``camcount:{namespace}:`` (the namespace is the main database's name, so
+deployments or test runs sharing one Redis never see each other's tenants, whose ids overlap).
 
 Invalidation: writers call :meth:`Cache.invalidate_tenant` after committing a change. The memory
 cache drops the tenant's entries; the Redis cache deletes them in Redis and publishes the tenant
 id on ``camcount:invalidate``, which every API process subscribes to so it can drop its own
-in-process copies (the tenant resolver's, see :mod:`camcount.tenancy.resolution`) at once.
+in-process copies (the tenant resolver's, see :mod:`camcount.tenancy.resolution`) at once. The
+channel is ``camcount:{namespace}:invalidate``.
 Without Redis, other processes notice a change when their short TTL expires.
 """
 
@@ -110,15 +113,17 @@ class MemoryCache(Cache):
 class RedisCache(Cache):
     """Shared by every API process; invalidations are also broadcast with pub/sub."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, namespace: str = "") -> None:
         super().__init__()
         self._redis: aioredis.Redis = aioredis.Redis.from_url(url)
         self._listener: asyncio.Task[None] | None = None
+        self.prefix = f"{REDIS_PREFIX}{namespace}:" if namespace else REDIS_PREFIX
+        self.channel = f"{self.prefix}invalidate" if namespace else CHANNEL
 
     async def start(self) -> None:
         await self._redis.ping()
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
+        await pubsub.subscribe(self.channel)
         self._listener = asyncio.create_task(self._listen(pubsub), name="camcount-cache-invalidation")
 
     async def _listen(self, pubsub: Any) -> None:
@@ -140,19 +145,19 @@ class RedisCache(Cache):
                 await pubsub.aclose()
 
     async def get(self, tenant_id: int | None, name: str) -> Any | None:
-        raw = await self._redis.get(REDIS_PREFIX + tenant_key(tenant_id, name))
+        raw = await self._redis.get(self.prefix + tenant_key(tenant_id, name))
         return None if raw is None else json.loads(raw)
 
     async def set(self, tenant_id: int | None, name: str, value: Any, ttl: float) -> None:
         await self._redis.set(
-            REDIS_PREFIX + tenant_key(tenant_id, name), json.dumps(value), px=max(1, int(ttl * 1000))
+            self.prefix + tenant_key(tenant_id, name), json.dumps(value), px=max(1, int(ttl * 1000))
         )
 
     async def delete(self, tenant_id: int | None, name: str) -> None:
-        await self._redis.delete(REDIS_PREFIX + tenant_key(tenant_id, name))
+        await self._redis.delete(self.prefix + tenant_key(tenant_id, name))
 
     async def invalidate_tenant(self, tenant_id: int | None) -> None:
-        pattern = REDIS_PREFIX + (tenant_key(tenant_id, "*") if tenant_id is not None else "*")
+        pattern = self.prefix + (tenant_key(tenant_id, "*") if tenant_id is not None else "[tg]:*")
         batch: list[bytes] = []
         async for key in self._redis.scan_iter(match=pattern, count=500):
             batch.append(key)
@@ -162,7 +167,7 @@ class RedisCache(Cache):
         if batch:
             await self._redis.unlink(*batch)
         self._notify(tenant_id)  # at once here; other processes through the channel
-        await self._redis.publish(CHANNEL, "" if tenant_id is None else str(tenant_id))
+        await self._redis.publish(self.channel, "" if tenant_id is None else str(tenant_id))
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -172,7 +177,8 @@ class RedisCache(Cache):
         await self._redis.aclose()
 
 
-def make_cache(settings: Settings) -> Cache:
+def make_cache(settings: Settings, namespace: str = "") -> Cache:
+    """Redis when ``CAMCOUNT_REDIS_URL`` is set, else in process. ``namespace``: see the module doc."""
     if settings.redis_url is not None:
-        return RedisCache(settings.redis_url.get_secret_value())
+        return RedisCache(settings.redis_url.get_secret_value(), namespace)
     return MemoryCache()

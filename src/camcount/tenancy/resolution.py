@@ -16,7 +16,10 @@ exist. Then: missing, ``provisioning`` or ``inactive`` → 404; ``suspended`` �
 Caching: tenants (by slug, id, subdomain, domain), device-key prefixes and key rows are kept in
 process for ``tenant_cache_seconds`` (default 2 s), so a status or plan change reaches every API
 process within that time; writers in this process (and, with Redis, in any process) drop the
-copies at once through :meth:`camcount.cache.Cache.invalidate_tenant`.
+copies at once through :meth:`camcount.cache.Cache.invalidate_tenant`. Behind the in-process copy,
+tenant records are shared through the :class:`camcount.cache.Cache` (Redis when configured) under
+the tenant-prefixed key ``t:{id}:tenant`` (and ``g:tenant-slug:{slug}`` → id), for the same TTL,
+so N API processes load a tenant from the database once per TTL instead of N times.
 """
 
 from __future__ import annotations
@@ -24,15 +27,17 @@ from __future__ import annotations
 import ipaddress
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from camcount.accounts import device_keys
 from camcount.accounts.roles import Role
 from camcount.accounts.tokens import TokenService
+from camcount.cache import Cache
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.errors import AmbiguousTenant, AuthenticationFailed, NotFound, TenantSuspended
-from camcount.tenancy.models import TENANT_COLUMNS, Status, Tenant, tenant_from_row
+from camcount.tenancy.models import TENANT_COLUMNS, Placement, Status, Tenant, tenant_from_row
 
 PrincipalKind = Literal["user", "device", "operator"]
 # Device-key prefix -> tenant: immutable once written, so it may be kept longer.
@@ -100,9 +105,19 @@ class _TtlMap:
 
 
 class TenantResolver:
-    def __init__(self, db: Database, tokens: TokenService, *, base_domain: str | None, ttl: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        tokens: TokenService,
+        *,
+        base_domain: str | None,
+        ttl: float,
+        shared: Cache | None = None,
+    ) -> None:
         self.db = db
         self.tokens = tokens
+        self.ttl = ttl
+        self.shared = shared if ttl > 0 else None  # the second level (Redis across processes)
         self.base_domain = base_domain.lower().strip(".") if base_domain else None
         self._by_slug = _TtlMap(ttl)  # slug -> Tenant | None
         self._by_id = _TtlMap(ttl)  # id -> Tenant | None
@@ -137,6 +152,25 @@ class TenantResolver:
             await conn.rollback()
         return tenant_from_row(row) if row else None
 
+    async def _shared_tenant(self, tenant_id: int | None, slug: str | None = None) -> Tenant | None:
+        """The shared cache's copy (by id, or by slug through the slug index), None on a miss."""
+        if self.shared is None:
+            return None
+        if tenant_id is None:
+            found = await self.shared.get(None, f"tenant-slug:{slug}")
+            if not isinstance(found, int):
+                return None
+            tenant_id = found
+        data = await self.shared.get(tenant_id, "tenant")
+        if not isinstance(data, dict) or (slug is not None and data.get("slug") != slug):
+            return None
+        return tenant_from_shared(data)
+
+    async def _share(self, tenant: Tenant) -> None:
+        if self.shared is not None:
+            await self.shared.set(tenant.id, "tenant", tenant.public_dict(), self.ttl)
+            await self.shared.set(None, f"tenant-slug:{tenant.slug}", tenant.id, self.ttl)
+
     def _remember(self, tenant: Tenant | None, slug: str | None = None) -> None:
         if tenant is not None:
             self._by_slug.put(tenant.slug, tenant)
@@ -145,18 +179,26 @@ class TenantResolver:
             self._by_slug.put(slug, None)
 
     async def tenant_by_slug(self, slug: str) -> Tenant | None:
-        hit, tenant = self._by_slug.get(slug)
+        hit, cached = self._by_slug.get(slug)
         if hit:
-            return tenant  # type: ignore[no-any-return]
-        tenant = await self._fetch_tenant("slug", slug) if 3 <= len(slug) <= 50 else None
+            return cached  # type: ignore[no-any-return]
+        tenant: Tenant | None = None
+        if 3 <= len(slug) <= 50 and (tenant := await self._shared_tenant(None, slug)) is None:
+            tenant = await self._fetch_tenant("slug", slug)
+            if tenant is not None:
+                await self._share(tenant)
         self._remember(tenant, slug)
         return tenant
 
     async def tenant_by_id(self, tenant_id: int) -> Tenant | None:
-        hit, tenant = self._by_id.get(tenant_id)
+        hit, cached = self._by_id.get(tenant_id)
         if hit:
-            return tenant  # type: ignore[no-any-return]
-        tenant = await self._fetch_tenant("id", tenant_id)
+            return cached  # type: ignore[no-any-return]
+        tenant = await self._shared_tenant(tenant_id)
+        if tenant is None:
+            tenant = await self._fetch_tenant("id", tenant_id)
+            if tenant is not None:
+                await self._share(tenant)
         if tenant is None:
             self._by_id.put(tenant_id, None)
         self._remember(tenant)
@@ -272,6 +314,29 @@ class TenantResolver:
                 "and they disagree; name one tenant"
             )
         return next(iter(names)) if names else None
+
+
+def tenant_from_shared(data: dict[str, Any]) -> Tenant:
+    """The inverse of :meth:`Tenant.public_dict` (what the shared cache holds)."""
+    created, updated = data.get("created_at"), data.get("updated_at")
+    return Tenant(
+        id=int(data["id"]),
+        slug=data["slug"],
+        name=data["name"],
+        status=Status(data["status"]),
+        plan=data["plan"],
+        placement=Placement(data["placement"]),
+        server=data["server"],
+        schema_name=data["schema"],
+        database_name=data["database"],
+        timezone=data["timezone"],
+        billing_cycle=data["billing_cycle"],
+        domain=data.get("domain"),
+        subdomain=data.get("subdomain"),
+        metadata=data.get("metadata") or {},
+        created_at=datetime.fromisoformat(created) if created else None,
+        updated_at=datetime.fromisoformat(updated) if updated else None,
+    )
 
 
 def check_status(tenant: Tenant) -> None:

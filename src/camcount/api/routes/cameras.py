@@ -1,10 +1,17 @@
-"""``/t/{slug}/cameras``: a tenant's cameras. Device keys may read the cameras in their scope."""
+"""``/t/{slug}/cameras``: a tenant's cameras. Device keys may read the cameras in their scope.
+
+``GET /cameras/{id}`` is the hot read path (the edge worker polls its camera's configuration). Its
+answer is cached, already serialised, under the tenant-prefixed key ``t:{tenant}:camera:{id}``
+(:mod:`camcount.cache`; Redis when configured) for ``tenant_cache_seconds``. Every write to a
+camera through the API drops the entry (PATCH, DELETE; a tenant-wide invalidation drops it too);
+``last_delivery_at``, written by ingestion at most every 30 s, may lag by that TTL as well.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from pydantic import TypeAdapter
 
@@ -25,6 +32,10 @@ CacheDep = Annotated[Cache, Depends(get_cache)]
 CameraId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 _ONE = TypeAdapter(CameraOut)
 _FIELDS = tuple(CameraOut.model_fields)
+
+
+def _cache_name(camera_id: int) -> str:
+    return f"camera:{camera_id}"
 
 
 def _out(camera: cameras.Camera) -> CameraOut:
@@ -59,22 +70,33 @@ async def list_cameras(
     response_model=CameraOut,
     summary="Get a camera (also with a device key whose scope includes it)",
 )
-async def get_camera(camera_id: CameraId, ctx: ReaderOrDevice, db: Db) -> Response:
-    camera = await cameras.get_camera(db, ctx.tenant, camera_id)
+async def get_camera(camera_id: CameraId, ctx: ReaderOrDevice, request: Request) -> Response:
+    state = request.app.state
+    cache: Cache = state.cache
+    cached = await cache.get(ctx.tenant.id, _cache_name(camera_id))
+    if cached is None:
+        camera = await cameras.get_camera(state.db, ctx.tenant, camera_id)
+        # Serialised straight from the record: the hot read path skips re-validating its own output.
+        cached = [camera.site_id, _ONE.dump_json(_out(camera)).decode()]
+        await cache.set(ctx.tenant.id, _cache_name(camera_id), cached, state.settings.tenant_cache_seconds)
+    site_id, body = cached
     principal = ctx.principal
     if principal.kind == "device" and not (
-        principal.camera_id == camera.id
-        or (principal.site_id is not None and principal.site_id == camera.site_id)
+        principal.camera_id == camera_id or (principal.site_id is not None and principal.site_id == site_id)
     ):
         raise NotFound(f"camera {camera_id} not found")
-    # Serialised straight from the record: the hot read path skips re-validating its own output.
-    return Response(_ONE.dump_json(_out(camera)), media_type="application/json")
+    return Response(body, media_type="application/json")
 
 
 @router.patch("/cameras/{camera_id}", response_model=CameraOut, summary="Change a camera")
-async def update_camera(camera_id: CameraId, body: CameraPatch, ctx: Manager, db: Db) -> CameraOut:
+async def update_camera(
+    camera_id: CameraId, body: CameraPatch, ctx: Manager, db: Db, cache: CacheDep
+) -> CameraOut:
     fields = cameras.CameraFields.parse(**body.model_dump())
-    return _out(await cameras.update_camera(db, ctx.tenant, camera_id, fields))
+    try:
+        return _out(await cameras.update_camera(db, ctx.tenant, camera_id, fields))
+    finally:
+        await cache.delete(ctx.tenant.id, _cache_name(camera_id))  # also after a failed write: harmless
 
 
 @router.delete(
