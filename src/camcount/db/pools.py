@@ -173,6 +173,12 @@ class Database:
     def open_pool_count(self) -> int:
         return len(self._pools)
 
+    def pool_stats(self) -> list[tuple[str, str, dict[str, int]]]:
+        """(server, database, psycopg_pool statistics) of every open application pool."""
+        return [
+            (server, dbname, dict(entry.pool.get_stats())) for (server, dbname), entry in self._pools.items()
+        ]
+
     async def close(self) -> None:
         entries = list(self._pools.values())
         self._pools.clear()

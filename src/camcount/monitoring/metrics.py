@@ -178,15 +178,12 @@ def refresh_pools(db: Database) -> None:
 def pool_stats(db: Database) -> list[tuple[str, str, dict[str, int]]]:
     """(server, kind, psycopg_pool stats) per open application pool; kind is main or tenant_db.
 
-    Reads the Database's pool table (a public ``Database.pool_stats()`` would be better; asked
-    for in the operations report). The main owner pool is not an application pool.
+    The database name is not a label: tenant databases are unbounded in number.
     """
-    entries = dict(getattr(db, "_pools", {}))
-    result = []
-    for (server, dbname), entry in entries.items():
-        kind = "main" if (server, dbname) == ("default", db.main_dbname) else "tenant_db"
-        result.append((server, kind, dict(entry.pool.get_stats())))
-    return result
+    return [
+        (server, "main" if (server, dbname) == ("default", db.main_dbname) else "tenant_db", stats)
+        for server, dbname, stats in db.pool_stats()
+    ]
 
 
 def exposition() -> tuple[bytes, str]:
