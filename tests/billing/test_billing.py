@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from camcount.billing.cycles import list_invoices, mark_overdue, run_billing, set_invoice_status
+from camcount.billing.cycles import get_invoice, list_invoices, mark_overdue, run_billing, set_invoice_status
 from camcount.billing.export import invoices_csv
 from camcount.billing.invoices import GIB, PlanChange, PlanTerms, compute_invoice
 from camcount.db.pools import Database
@@ -155,8 +155,11 @@ async def test_invoice_status_moves_only_along_the_state_machine(
     (invoice,) = (await run_billing(db, "2026-08", actor="t", tenant_slug=tenant.slug)).created
     (second,) = (await run_billing(db, "2026-09", actor="t", tenant_slug=tenant.slug)).created
     assert invoice.status == "pending"
-    assert await mark_overdue(db, now=datetime(2026, 9, 15, 12, tzinfo=UTC)) == 0  # due 15 September
+    await mark_overdue(db, now=datetime(2026, 9, 15, 12, tzinfo=UTC))  # due 15 September: not yet overdue
+    assert (await get_invoice(db, invoice.id)).status == "pending"
     assert await mark_overdue(db, now=datetime(2026, 9, 16, 12, tzinfo=UTC)) >= 1
+    assert (await get_invoice(db, invoice.id)).status == "overdue"
+    assert (await get_invoice(db, second.id)).status == "pending"  # due 15 October
     paid = await set_invoice_status(db, invoice.id, "paid", actor="t")
     assert paid.status == "paid"
     with pytest.raises(Conflict, match="is paid; it cannot become cancelled"):
