@@ -16,8 +16,16 @@ install: $(BIN)/python
 install-dev: $(BIN)/python
 	$(PIP) install -q -e '.[dev,edge]'
 
-## Provision the demo tenants on the embedded PostgreSQL (or CAMCOUNT_DATABASE_URL) and print them.
+## Provision the demo tenants on the embedded PostgreSQL (or CAMCOUNT_DATABASE_URL), print them,
+## then serve the API with the job scheduler beside it until Ctrl-C.
 run: install
+	$(BIN)/camcount demo
+	@echo "API on http://$${CAMCOUNT_API_HOST:-127.0.0.1}:$${CAMCOUNT_API_PORT:-8000} (docs at /docs), jobs running beside it; Ctrl-C stops both."
+	@$(BIN)/camcount worker & worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/camcount serve
+
+## The demo tenants only (no server).
+demo: install
 	$(BIN)/camcount demo
 
 ## The whole test suite, in parallel, against a real PostgreSQL.

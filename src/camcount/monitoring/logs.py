@@ -145,4 +145,6 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None) -
         logging.getLogger(name).propagate = True
     # camcount writes its own access log (camcount.access) with the request id and tenant.
     logging.getLogger("uvicorn.access").disabled = True
+    # The embedded server narrates every start and stop at INFO; its warnings still show.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     return handler
