@@ -4,7 +4,9 @@ Sources (docs/api.md has the user-facing version):
 
 1. *Naming sources*: the path ``/t/{slug}``, the host name (``{subdomain}.{base_domain}`` or a
    tenant's own ``domain``; a host that is no tenant's, such as the API's own, names nothing) and
-   the ``X-Tenant`` header (a slug). All that are present must name the same tenant, else the
+   the ``X-Tenant`` header (a slug). A host ``{label}.{base_domain}`` whose label is no tenant's
+   subdomain (nor one of our reserved names such as ``api`` or ``www``) names a tenant that does
+   not exist: 404, as for a missing slug. All that are present must name the same tenant, else the
    request is refused (400) without saying which other tenant was named.
 2. The *credential* (a user token's tenant claim, a device key's tenant) always belongs to one
    tenant. With a naming source, it must be that tenant, else 404, exactly as for a tenant that
@@ -38,11 +40,14 @@ from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.errors import AmbiguousTenant, AuthenticationFailed, NotFound, TenantSuspended
 from camcount.tenancy.models import TENANT_COLUMNS, Placement, Status, Tenant, tenant_from_row
+from camcount.tenancy.validation import RESERVED_SLUGS
 
 PrincipalKind = Literal["user", "device", "operator"]
 # Device-key prefix -> tenant: immutable once written, so it may be kept longer.
 DIRECTORY_TTL = 60.0
 _MAX_ENTRIES = 100_000
+# What an unknown `{label}.{base_domain}` host names: never a slug, so always the missing tenant's 404.
+UNKNOWN_HOST = "<unknown host>"
 
 
 class TenantNotFound(NotFound):
@@ -215,6 +220,7 @@ class TenantResolver:
         if hit:
             return slug  # type: ignore[no-any-return]
         tenant: Tenant | None = None
+        label: str | None = None
         if self.base_domain and name.endswith("." + self.base_domain):
             label = name[: -len(self.base_domain) - 1]
             if "." not in label:
@@ -222,9 +228,13 @@ class TenantResolver:
         if tenant is None:
             tenant = await self._fetch_tenant("domain", name)
         self._remember(tenant)
-        slug = tenant.slug if tenant is not None else None
-        self._by_host.put(name, slug)
-        return slug
+        named: str | None = None  # our own host names (api., www.) and unknown custom domains
+        if tenant is not None:
+            named = tenant.slug
+        elif label is not None and "." not in label and label not in RESERVED_SLUGS:
+            named = UNKNOWN_HOST  # a tenant's host name, of no tenant: as a missing slug
+        self._by_host.put(name, named)
+        return named
 
     # -- authentication ------------------------------------------------------------------------
 
@@ -290,7 +300,7 @@ class TenantResolver:
         named = await self.named_slug(path_slug=path_slug, host=host, header_slug=header_slug)
         authenticated = await self.authenticate(credential)
         if named is not None:
-            tenant = await self.tenant_by_slug(named)
+            tenant = await self.tenant_by_slug(named) if named != UNKNOWN_HOST else None
             if tenant is None or tenant.id != authenticated.tenant_id:
                 raise TenantNotFound
         else:
