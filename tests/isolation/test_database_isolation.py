@@ -25,6 +25,9 @@ from tests.fixtures.seed import SeededIds, seed_tenant_data
 TENANT_TABLES = (
     "sites", "cameras", "users", "api_keys", "counting_results", "counting_event_ids", "counting_rollups",
 )  # fmt: skip
+FINGERPRINT = sql.SQL(
+    "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {} t"
+)
 ID_COLUMN = {
     "counting_results": "camera_id",
     "counting_event_ids": "camera_id",
@@ -44,21 +47,6 @@ def set_context(conn: psycopg.Connection, tenant_id: int | None, schema: str) ->
         "SELECT set_config('search_path', %s, true), set_config('camcount.tenant_id', %s, true)",
         (sql.Identifier(schema).as_string(), "" if tenant_id is None else str(tenant_id)),
     )
-
-
-async def b_fingerprint(db: Database, tenant: Tenant) -> list[tuple[str, int, str]]:
-    """Row count and content hash of every table of B, seen in B's own context."""
-    result = []
-    async with tenant_transaction(db, tenant.location) as conn:
-        for table in TENANT_TABLES:
-            cur = await conn.execute(
-                sql.SQL(
-                    "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {} t"
-                ).format(sql.Identifier(table))
-            )
-            count, digest = await cur.fetchone() or (0, "")
-            result.append((table, count, digest))
-    return result
 
 
 @pytest.fixture
@@ -145,11 +133,7 @@ async def _fingerprint_in_new_loop(db: Database, tenant: Tenant) -> list[tuple[s
         )
         result = []
         for table in TENANT_TABLES:
-            cur = await conn.execute(
-                sql.SQL(
-                    "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {} t"
-                ).format(sql.Identifier(table))
-            )
+            cur = await conn.execute(FINGERPRINT.format(sql.Identifier(table)))
             count, digest = await cur.fetchone() or (0, "")
             result.append((table, count, digest))
         return result
