@@ -42,12 +42,40 @@ class Camera:
     updated_at: datetime
 
 
+DETECTORS = ("motion", "hog", "onnx")
+ANCHORS = ("bottom_center", "center")
+
+
 def validate_config(value: Any) -> dict[str, Any]:
+    """A JSON object; the keys the edge worker reads are checked here, so a bad line is refused
+    when it is saved rather than when a device fetches it. Other keys are kept as they are."""
     if not isinstance(value, dict):
         raise InvalidInput("config", "must be a JSON object")
     if len(json.dumps(value)) > MAX_CONFIG_BYTES:
         raise InvalidInput("config", f"must be at most {MAX_CONFIG_BYTES} bytes of JSON")
+    line = value.get("line")
+    if line is not None and not (
+        isinstance(line, list)
+        and len(line) == 4
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 100_000 for v in line)
+        and (line[0], line[1]) != (line[2], line[3])
+    ):
+        raise InvalidInput(
+            "config.line", "must be [x1, y1, x2, y2]: four pixel coordinates of two distinct points"
+        )
+    _check_choice(value, "detector", DETECTORS)
+    _check_choice(value, "anchor", ANCHORS)
+    interval = value.get("interval_seconds")
+    if interval is not None and not (
+        isinstance(interval, int) and not isinstance(interval, bool) and 1 <= interval <= 3600
+    ):
+        raise InvalidInput("config.interval_seconds", "must be a whole number of seconds from 1 to 3600")
     return value
+
+
+def _check_choice(config: dict[str, Any], key: str, choices: tuple[str, ...]) -> None:
+    if key in config and config[key] not in choices:
+        raise InvalidInput(f"config.{key}", f"must be one of {', '.join(choices)}")
 
 
 def validate_location(value: str) -> str:
