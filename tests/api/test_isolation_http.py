@@ -27,7 +27,7 @@ async def _populate(api: httpx.AsyncClient, t: ApiTenant) -> dict[str, int | str
     site = await api.post(t.url("/sites"), json={"name": "HQ", "timezone": "Europe/Paris"}, headers=t.headers)
     assert site.status_code == 201, site.text
     camera = await api.post(
-        t.url("/cameras"), json={"site_id": site.json()["id"], "name": "Door", "config": {"line": [[0, 0.5], [1, 0.5]]}},
+        t.url("/cameras"), json={"site_id": site.json()["id"], "name": "Door", "config": {"line": [0, 180, 640, 180]}},
         headers=t.headers,
     )  # fmt: skip
     assert camera.status_code == 201, camera.text
@@ -120,7 +120,7 @@ async def test_a_device_key_reads_only_the_camera_in_its_scope(
     device = {"Authorization": f"Bearer {ids['device_key']}"}
     own = await api.get(a.url(f"/cameras/{ids['camera']}"), headers=device)
     assert own.status_code == 200
-    assert own.json()["config"] == {"line": [[0, 0.5], [1, 0.5]]}
+    assert own.json()["config"] == {"line": [0, 180, 640, 180]}
     assert (await api.get(a.url(f"/cameras/{other.json()['id']}"), headers=device)).status_code == 404
     assert (await api.get(a.url("/sites"), headers=device)).status_code == 403
     revoked = await api.post(a.url(f"/keys/{ids['key']}/revoke"), headers=a.headers)
