@@ -33,6 +33,8 @@ MAX_PRICE = Decimal("99999999.9999")
 # Gauges are measured (how many, how big); quotas are counted per period.
 GAUGES = ("cameras", "users", "sites", "api_keys", "storage_gb")
 QUOTAS = {"api_calls_per_day": ResetPeriod.DAILY, "events_per_month": ResetPeriod.MONTHLY}
+# Request rates come from the plan's columns; a tenant may override them like any limit.
+RATES = ("requests_per_second", "device_requests_per_second")
 
 
 @dataclass(frozen=True)
@@ -389,6 +391,13 @@ async def set_tenant_limit(
             (tenant.plan, resource),
         )
         row = await cur.fetchone()
+        if row is None and resource not in QUOTAS and resource not in RATES:
+            cur = await conn.execute(
+                "SELECT 1 FROM control.plan_limits WHERE resource = %s LIMIT 1", (resource,)
+            )
+            if await cur.fetchone() is None:
+                # A typo would otherwise become a limit that nothing enforces.
+                raise InvalidInput("resource", f"{resource!r} is not a resource any plan limits")
         period = (
             validate_reset_period(reset_period)
             if reset_period is not None
