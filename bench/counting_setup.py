@@ -129,8 +129,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def api_server(settings: Settings) -> Iterator[str]:
-    """``uvicorn camcount.app:create_app`` (1 worker, uvloop, httptools) on a free port."""
+def api_server(settings: Settings, *, pythonpath: str | None = None) -> Iterator[str]:
+    """``uvicorn camcount.app:create_app`` (1 worker, uvloop, httptools) on a free port.
+
+    ``pythonpath``: import camcount from there (another checkout's ``src``) instead of this tree.
+    """
     port = free_port()
     assert settings.database_url is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAMCOUNT_")}
@@ -144,6 +147,8 @@ def api_server(settings: Settings) -> Iterator[str]:
         # limit (reported to the limits owner); rate limits cost little either way.
         CAMCOUNT_LIMITS_ENFORCED="false",
     )
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "camcount.app:create_app", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1", "--loop", "uvloop", "--http", "httptools", "--no-access-log",

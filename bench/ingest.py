@@ -1,6 +1,7 @@
 """Ingestion throughput: ``POST /events`` against a raw COPY + ``ON CONFLICT DO NOTHING`` baseline.
 
     .venv/bin/python -m bench.ingest [--batches 40] [--rounds 3] [--concurrency 2] [--no-write]
+                                     [--baseline-tree PATH]
 
 Paths, measured side by side in each round (interleaved, so load from other work on the machine
 hits them alike), each inserting fresh rows of the same shape into the same tenant's tables:
@@ -10,14 +11,13 @@ hits them alike), each inserting fresh rows of the same shape into the same tena
   commit, and the per-event answer.
 - ``raw``: the baseline. Binary ``COPY`` of the same rows into a temporary staging table, then
   ``INSERT INTO counting_results ... ON CONFLICT DO NOTHING`` (the table's own unique key), in a
-  tenant transaction on long-lived connections, one transaction per batch. As the owner role: the
-  application role may not create temporary tables (no session state, by design); RLS is forced
-  for the owner too. No idempotency table, no
-  rollups, no HTTP.
-- ``layer``: :func:`camcount.counting.ingest.ingest_events` called in process (no HTTP): where the
-  API's time goes.
-- ``layer-copy``: the same ingestion with the batch sent by binary ``COPY`` into a staging table
-  instead of ``unnest`` arrays (the alternative design, measured to decide).
+  tenant transaction on long-lived owner connections, one transaction per batch (RLS is forced for
+  the owner too). No idempotency table, no rollups, no camera checks, no HTTP.
+- ``layer``: :func:`camcount.counting.ingest.ingest_events` called in process on the application
+  role's pool (no HTTP): what the data layer costs.
+- ``api-baseline`` (only with ``--baseline-tree``): ``POST /events`` served by another checkout's
+  code (e.g. ``git worktree add /tmp/before <commit>``), against the same database: before and after
+  a change, side by side in one run.
 
 ``--concurrency`` clients (connections) work in parallel in every path alike.
 """
@@ -31,7 +31,7 @@ import random
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,6 @@ from bench.counting_setup import (
     stamp,
     write_section,
 )
-from camcount.counting import ingest as ingest_module
 from camcount.counting.ingest import CountEvent, ingest_events
 from camcount.db.pools import Database
 from camcount.db.scope import set_tenant_context, tenant_transaction
@@ -79,12 +78,6 @@ INSERT INTO counting_results (tenant_id, camera_id, event_id, count_type, object
 SELECT %s, camera_id, event_id, count_type, object_class, count_value, confidence, occurred_at FROM bench_staging
 ON CONFLICT DO NOTHING
 """
-# The ingestion statement reading from the staging table instead of unnest arrays.
-_LAYER_COPY_INSERT = ingest_module._INGEST.split("), fresh AS", 1)[1]
-_LAYER_COPY = (
-    "WITH input AS (SELECT *, row_number() OVER () AS ord FROM bench_staging), fresh AS" + _LAYER_COPY_INSERT
-)
-
 Row = tuple[int, str, str, str, int, float, datetime]
 
 
@@ -145,8 +138,7 @@ async def with_owner_connections(
 ) -> float:
     """Run ``step`` per batch on ``concurrency`` long-lived owner connections, one tenant transaction each.
 
-    The owner role, because the application role may not create temporary tables (by design: no
-    session state); RLS is forced for the owner too, so the policy still checks every row.
+    RLS is forced for the owner too, so the policy still checks every row.
     """
     async with AsyncExitStack() as stack:
         idle = [await stack.enter_async_context(db.owner()) for _ in range(concurrency)]
@@ -167,15 +159,6 @@ async def raw_step(tenant_id: int) -> Callable[[AsyncConnection, list[Row]], Awa
     async def step(conn: AsyncConnection, batch: list[Row]) -> None:
         await copy_rows(conn, batch)
         await conn.execute(_RAW_INSERT, (tenant_id,))
-
-    return step
-
-
-async def layer_copy_step(tenant_id: int) -> Callable[[AsyncConnection, list[Row]], Awaitable[None]]:
-    async def step(conn: AsyncConnection, batch: list[Row]) -> None:
-        await copy_rows(conn, sorted(batch, key=lambda r: (r[0], r[1])))
-        cur = await conn.execute(_LAYER_COPY, {"tenant_id": tenant_id})
-        assert len(await cur.fetchall()) == len(batch)
 
     return step
 
@@ -211,7 +194,8 @@ async def main(args: argparse.Namespace) -> None:
     header = machine()
     rng = random.Random(1)
     now = datetime.now(UTC)
-    rates: dict[str, list[float]] = {"api": [], "raw": [], "layer": [], "layer-copy": []}
+    paths = ["api", "raw", "layer"] + (["api-baseline"] if args.baseline_tree else [])
+    rates: dict[str, list[float]] = {path: [] for path in paths}
     async with bench_database(settings, DBNAME, fresh=True) as db:
         tenant = (
             await create_tenant(db, TenantRequest.parse("bench-ingest", name="Bench ingest"), actor="bench")
@@ -219,32 +203,34 @@ async def main(args: argparse.Namespace) -> None:
         cameras = await add_site_and_cameras(db, tenant, "Europe/Paris", CAMERAS)
         key = await add_device_key(db, tenant)
         await lift_limits(db, tenant)
-        with api_server(settings) as base:
+        with ExitStack() as servers:
+            base = servers.enter_context(api_server(settings))
+            bases = {"api": base}
+            if args.baseline_tree:
+                src = str(Path(args.baseline_tree).resolve() / "src")
+                bases["api-baseline"] = servers.enter_context(api_server(settings, pythonpath=src))
             for round_ in range(args.rounds):
-                order = ["api", "raw", "layer", "layer-copy"]
+                order = list(paths)
                 rng.shuffle(order)
                 for path in order:
                     batches = make_batches(f"{path}{round_}", args.batches, cameras, rng, now)
-                    if path == "api":
-                        seconds = await api_path(base, tenant, key, batches, args.concurrency)
+                    if path in bases:
+                        seconds = await api_path(bases[path], tenant, key, batches, args.concurrency)
                     elif path == "raw":
                         step = await raw_step(tenant.id)
                         seconds = await with_owner_connections(db, tenant, batches, args.concurrency, step)
-                    elif path == "layer":
-                        seconds = await layer_path(db, tenant, batches, args.concurrency)
                     else:
-                        step = await layer_copy_step(tenant.id)
-                        seconds = await with_owner_connections(db, tenant, batches, args.concurrency, step)
+                        seconds = await layer_path(db, tenant, batches, args.concurrency)
                     rates[path].append(args.batches * BATCH / seconds)
-                    print(f"round {round_ + 1} {path:>10}: {rates[path][-1]:>9,.0f} events/s", flush=True)
+                    print(f"round {round_ + 1} {path:>12}: {rates[path][-1]:>9,.0f} events/s", flush=True)
         async with tenant_transaction(db, tenant.location) as conn:
             cur = await conn.execute("SELECT count(*) FROM counting_results")
             stored = (await cur.fetchone() or [0])[0]
-    expected = args.rounds * args.batches * BATCH * 4
+    expected = args.rounds * args.batches * BATCH * len(paths)
     assert stored == expected, (stored, expected)
     summary = {path: median(values) for path, values in rates.items()}
     ratio = summary["api"] / summary["raw"]
-    lines = [f"{path:>10}: median {rate:>9,.0f} events/s" for path, rate in summary.items()]
+    lines = [f"{path:>12}: median {rate:>9,.0f} events/s" for path, rate in summary.items()]
     print("\n".join(lines))
     print(f"ratio api/raw = {ratio:.2f} (target >= 0.8)")
     if not args.no_write:
@@ -258,10 +244,16 @@ def report(
     summary: dict[str, float],
     ratio: float,
 ) -> str:
+    baseline = (
+        f"\n- `api-baseline`: `POST /events` served by the code of `{args.baseline_tree}` (another checkout),\n"
+        "  same database, same load, interleaved with the others."
+        if args.baseline_tree
+        else ""
+    )
     rows = "\n".join(
         f"| {path} | {summary[path]:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[path])} | "
         f"{summary[path] / summary['raw']:.2f} |"
-        for path in ("api", "raw", "layer", "layer-copy")
+        for path in summary
     )
     return f"""
 Measured {stamp()} on {header}. Figures were taken under load from other engineers' work on the
@@ -282,10 +274,10 @@ in a dedicated database `{DBNAME}`).
   (camera, event_id) in `counting_event_ids`, 15-minute rollups in the same statement, answer
   after the commit.
 - `raw`: binary `COPY` into a temporary staging table, `INSERT INTO counting_results ... ON CONFLICT
-  DO NOTHING`, one transaction per batch on long-lived connections, as the owner role (the
-  application role may not create temporary tables; RLS is forced for the owner too).
-- `layer`: `ingest_events` in process; `layer-copy`: the same with `COPY` into a staging table
-  instead of `unnest` arrays (kept out of the product: see docs/counting.md).
+  DO NOTHING`, one transaction per batch on long-lived owner connections (RLS is forced for the
+  owner too).
+- `layer`: `ingest_events` in process (application role pool, tenant transaction: binary `COPY`
+  into an `ON COMMIT DROP` staging table, then the one ingestion statement).{baseline}
 """
 
 
@@ -297,6 +289,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    parser.add_argument(
+        "--baseline-tree", help="another checkout whose POST /events is measured too, as api-baseline"
+    )
     return parser.parse_args()
 
 

@@ -1,18 +1,23 @@
 """Idempotent ingestion of count events, with exact rollups maintained in the same statement.
 
-One statement per batch: deduplicate by (camera, event_id) through ``counting_event_ids`` (a unique
-key the partitioned table cannot hold), store only the new events, and add them to the 15-minute
-rollups. A retried or concurrent duplicate inserts nothing and adds nothing: the second inserter
-waits on the unique key until the first commits, then skips. Runs inside a tenant-scoped
-transaction, so RLS confines every row to the tenant.
+The batch is staged by binary ``COPY`` into a temporary table created ``ON COMMIT DROP`` inside the
+tenant-scoped transaction (``pg_temp``, so no other session sees it and nothing outlives the
+transaction), then one statement deduplicates by (camera, event_id) through ``counting_event_ids``
+(a unique key the partitioned table cannot hold), stores only the new events, adds them to the
+15-minute rollups and refreshes the cameras' ``last_delivery_at``. A retried or concurrent duplicate
+inserts nothing and adds nothing: the second inserter waits on the unique key until the first
+commits, then skips. The real tables are reached through the transaction's ``search_path`` and RLS
+confines every row to the tenant.
 
 Concurrency: two batches that share events must take their row locks in one order, or they can
-deadlock (A holds x and waits for y, B holds y and waits for x). Events are sent sorted by
-(camera_id, event_id) and inserted in that order, rollup rows are upserted in key order, and the
-cameras' ``last_delivery_at`` rows are locked in id order.
+deadlock (A holds x and waits for y, B holds y and waits for x). The ledger is written in
+(camera_id, event_id) order (bytewise, ``COLLATE "C"``), rollup rows are upserted in key order, and
+the cameras' ``last_delivery_at`` rows are locked in id order, all in one statement whose plan is
+the same for every batch.
 
-Each event is checked on its own (:func:`parse_event`, then camera and scope checks here), so a bad
-event is rejected with a reason and never sinks the good ones.
+Each event is checked on its own (:func:`parse_event`, or :func:`parse_batch_json` for a whole
+well-formed body at once, then camera and scope checks here), so a bad event is rejected with a
+reason and never sinks the good ones.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, NamedTuple, NotRequired
 
-from psycopg import AsyncConnection
+import pydantic_core
+from psycopg import AsyncConnection, sql
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 MAX_BATCH_EVENTS = 5000
 MAX_FUTURE_SKEW = timedelta(minutes=5)
@@ -33,27 +41,45 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 OLDEST_ACCEPTED = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_COUNT_VALUE = 1_000_000
 MAX_EVENT_ID_LENGTH = 128
-_COUNT_TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
-_OBJECT_CLASS_RE = re.compile(r"[a-z0-9_]{0,32}")
+MAX_OCCURRED_AT_LENGTH = 40
+_COUNT_TYPE_PATTERN = r"[a-z][a-z0-9_]{0,31}"
+_OBJECT_CLASS_PATTERN = r"[a-z0-9_]{0,32}"
+_COUNT_TYPE_RE = re.compile(_COUNT_TYPE_PATTERN)
+_OBJECT_CLASS_RE = re.compile(_OBJECT_CLASS_PATTERN)
 
-_INGEST = """
-WITH input AS (
-    SELECT *
-    FROM unnest(%(camera_id)s::bigint[], %(event_id)s::text[], %(count_type)s::text[], %(object_class)s::text[],
-                %(count_value)s::integer[], %(confidence)s::real[], %(occurred_at)s::timestamptz[])
-         WITH ORDINALITY AS i (camera_id, event_id, count_type, object_class, count_value, confidence, occurred_at,
-                               ord)
-), fresh AS (
+# The batch's staging table: temporary (pg_temp, invisible to other sessions), dropped right after
+# the ingestion statement and, whatever happens, at COMMIT or ROLLBACK. Always named with its
+# schema, so the tenant's search_path cannot make it resolve to anything else.
+STAGING_TABLE = sql.Identifier("pg_temp", "camcount_ingest_batch")
+_STAGE = sql.SQL(
+    "CREATE TEMPORARY TABLE {} (camera_id bigint NOT NULL, event_id text NOT NULL, count_type text NOT NULL, "
+    "object_class text NOT NULL, count_value integer NOT NULL, confidence real, occurred_at timestamptz NOT NULL"
+    ") ON COMMIT DROP"
+).format(STAGING_TABLE)
+_UNSTAGE = sql.SQL("DROP TABLE {}").format(STAGING_TABLE)
+_COPY = sql.SQL(
+    "COPY {} (camera_id, event_id, count_type, object_class, count_value, confidence, occurred_at) "
+    "FROM STDIN (FORMAT BINARY)"
+).format(STAGING_TABLE)
+_COPY_TYPES = ("int8", "text", "text", "text", "int4", "float4", "timestamptz")
+
+# One statement per batch, from the staging table (b): the ledger decides which events are new
+# (in bytewise (camera_id, event_id) order: one lock order for every batch), only those are stored
+# and added to the rollups (in key order), and their cameras' last_delivery_at is refreshed (rows
+# locked in id order). It returns the events that were already stored: normally none.
+_INGEST = sql.SQL("""
+WITH fresh AS (
     INSERT INTO counting_event_ids (tenant_id, camera_id, event_id, occurred_at)
-    SELECT %(tenant_id)s, camera_id, event_id, occurred_at FROM input ORDER BY ord
+    SELECT %(tenant_id)s, camera_id, event_id, occurred_at FROM {batch}
+    ORDER BY camera_id, event_id COLLATE "C"
     ON CONFLICT DO NOTHING
     RETURNING camera_id, event_id
 ), stored AS (
     INSERT INTO counting_results (tenant_id, camera_id, event_id, count_type, object_class, count_value,
                                   confidence, occurred_at)
-    SELECT %(tenant_id)s, i.camera_id, i.event_id, i.count_type, i.object_class, i.count_value, i.confidence,
-           i.occurred_at
-    FROM input i JOIN fresh f USING (camera_id, event_id)
+    SELECT %(tenant_id)s, b.camera_id, b.event_id, b.count_type, b.object_class, b.count_value, b.confidence,
+           b.occurred_at
+    FROM {batch} b JOIN fresh f USING (camera_id, event_id)
     RETURNING camera_id, count_type, object_class, count_value, confidence, occurred_at
 ), rolled AS (
     INSERT INTO counting_rollups AS r (tenant_id, camera_id, count_type, object_class, bucket_start, total, events,
@@ -66,22 +92,23 @@ WITH input AS (
     ON CONFLICT (tenant_id, camera_id, bucket_start, count_type, object_class) DO UPDATE
     SET total = r.total + EXCLUDED.total, events = r.events + EXCLUDED.events,
         confidence_sum = r.confidence_sum + EXCLUDED.confidence_sum
+), touched AS (
+    UPDATE cameras c SET last_delivery_at = %(now)s
+    FROM (SELECT id FROM cameras
+          WHERE id IN (SELECT camera_id FROM fresh)
+            AND (last_delivery_at IS NULL OR last_delivery_at < %(stale)s)
+          ORDER BY id FOR NO KEY UPDATE) locked
+    WHERE c.id = locked.id AND (c.last_delivery_at IS NULL OR c.last_delivery_at < %(now)s)
 )
-SELECT camera_id, event_id FROM fresh
-"""
+SELECT b.camera_id, b.event_id FROM {batch} b
+WHERE NOT EXISTS (SELECT FROM fresh f WHERE f.camera_id = b.camera_id AND f.event_id = b.event_id)
+""").format(batch=STAGING_TABLE)
 
 _KNOWN_CAMERAS = "SELECT id, site_id FROM cameras WHERE id = ANY(%s) FOR KEY SHARE"
 
 # last_delivery_at is "last seen" to within LAST_DELIVERY_PRECISION: a camera row is locked and
 # rewritten at most that often, so concurrent batches of one camera rarely queue on its row.
 LAST_DELIVERY_PRECISION = timedelta(seconds=30)
-_TOUCH_CAMERAS = """
-UPDATE cameras c SET last_delivery_at = %(now)s
-FROM (SELECT id FROM cameras
-      WHERE id = ANY(%(ids)s) AND (last_delivery_at IS NULL OR last_delivery_at < %(stale)s)
-      ORDER BY id FOR NO KEY UPDATE) locked
-WHERE c.id = locked.id AND (c.last_delivery_at IS NULL OR c.last_delivery_at < %(now)s)
-"""
 
 
 class Outcome(StrEnum):
@@ -101,8 +128,13 @@ class CountEvent:
     object_class: str = ""
 
 
-@dataclass(frozen=True)
-class EventResult:
+# A checked event as staged: (camera_id, event_id, count_type, object_class, count_value, confidence,
+# occurred_at), the column order of the staging table. The hot path builds these straight from the
+# validated body, without an object per event.
+EventRow = tuple[int, str, str, str, int, float | None, datetime]
+
+
+class EventResult(NamedTuple):
     event_id: Any  # as sent (a rejected event may carry no valid id)
     camera_id: Any
     status: Outcome
@@ -190,7 +222,7 @@ def parse_event(raw: Any) -> CountEvent | Rejected:
     elif not isinstance(object_class, str) or not _OBJECT_CLASS_RE.fullmatch(object_class):
         return _reject(raw, "object_class must match [a-z0-9_]{0,32}")
     occurred_raw = raw.get("occurred_at")
-    if not isinstance(occurred_raw, str) or len(occurred_raw) > 40:
+    if not isinstance(occurred_raw, str) or len(occurred_raw) > MAX_OCCURRED_AT_LENGTH:
         return _reject(raw, "occurred_at must be an ISO 8601 time with offset")
     try:
         occurred_at = datetime.fromisoformat(occurred_raw)
@@ -201,17 +233,97 @@ def parse_event(raw: Any) -> CountEvent | Rejected:
     return CountEvent(event_id, camera_id, count_type, count_value, occurred_at, confidence, object_class)
 
 
+def as_row(event: CountEvent | Rejected) -> EventRow | Rejected:
+    """The staging row of a checked event (a rejected one passes through)."""
+    if isinstance(event, Rejected):
+        return event
+    e = event
+    return (e.camera_id, e.event_id, e.count_type, e.object_class, e.count_value, e.confidence, e.occurred_at)
+
+
+# -- the whole body at once ---------------------------------------------------------------------
+#
+# The rules of parse_event, as far as a schema can say them, checked in Rust while the JSON is
+# parsed (strict: no bool for a number, no float for an integer, no number for a string). The rest
+# (event_id printable, occurred_at parsed by datetime.fromisoformat and carrying an offset) is
+# checked in parse_batch_json. A body that passes is exactly a batch in which parse_event would
+# accept every event, with the same values; anything else (malformed JSON, a bad event, an encoding
+# json.loads would guess) is left to the per-event path, which gives the reasons and the 422s.
+
+
+@with_config(ConfigDict(strict=True))
+class _WireEvent(TypedDict):
+    event_id: Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID_LENGTH)]
+    camera_id: Annotated[int, Field(ge=1, lt=2**63)]
+    count_type: Annotated[str, Field(pattern=f"^{_COUNT_TYPE_PATTERN}$")]
+    count_value: Annotated[int, Field(ge=0, le=MAX_COUNT_VALUE)]
+    occurred_at: Annotated[str, Field(max_length=MAX_OCCURRED_AT_LENGTH)]
+    confidence: NotRequired[Annotated[float | None, Field(ge=0, le=1, allow_inf_nan=False)]]
+    object_class: NotRequired[Annotated[str | None, Field(pattern=f"^{_OBJECT_CLASS_PATTERN}$")]]
+
+
+@with_config(ConfigDict(strict=True))
+class _WireBatch(TypedDict):
+    events: list[_WireEvent]
+
+
+_WIRE_BATCH = TypeAdapter(_WireBatch)
+
+
+def parse_batch_json(body: bytes) -> list[EventRow] | None:
+    """The staging rows of a body in which every event is well formed, or None for anything else.
+
+    One pass in Rust (pydantic) instead of ``json.loads`` and :func:`parse_event` per event. None
+    means "use the per-event path": it never changes an answer, only how fast it is found.
+    """
+    try:
+        events = _WIRE_BATCH.validate_json(body)["events"]
+    except ValidationError:
+        return None
+    from_iso = datetime.fromisoformat
+    rows: list[EventRow] = []
+    append = rows.append
+    try:
+        for e in events:
+            at = from_iso(e["occurred_at"])
+            if at.tzinfo is None:
+                return None
+            append((e["camera_id"], e["event_id"], e["count_type"], e.get("object_class") or "",
+                    e["count_value"], e.get("confidence"), at))  # fmt: skip
+    except ValueError:
+        return None
+    if not "".join([e["event_id"] for e in events]).isprintable():
+        return None
+    if any(row[6].utcoffset() is None for row in rows):
+        return None
+    return rows
+
+
 def summarise(results: Sequence[EventResult]) -> dict[str, Any]:
     """The answer to the edge worker: one result per event in input order, and the tallies."""
-    tally = {Outcome.ACCEPTED: 0, Outcome.DUPLICATE: 0, Outcome.REJECTED: 0}
-    for result in results:
-        tally[result.status] += 1
+    statuses = [r.status for r in results]
     return {
         "results": [r.to_json() for r in results],
-        "accepted": tally[Outcome.ACCEPTED],
-        "duplicate": tally[Outcome.DUPLICATE],
-        "rejected": tally[Outcome.REJECTED],
+        "accepted": statuses.count(Outcome.ACCEPTED),
+        "duplicate": statuses.count(Outcome.DUPLICATE),
+        "rejected": statuses.count(Outcome.REJECTED),
     }
+
+
+def answer_json(results: Sequence[EventResult]) -> bytes:
+    """:func:`summarise` serialised in Rust (plain strings: an enum member takes its slow path)."""
+    statuses = [r[2] for r in results]
+    return pydantic_core.to_json(
+        {
+            "results": [
+                {"event_id": event_id, "camera_id": camera_id, "status": status.value, "reason": reason}
+                for event_id, camera_id, status, reason in results
+            ],
+            "accepted": statuses.count(Outcome.ACCEPTED),
+            "duplicate": statuses.count(Outcome.DUPLICATE),
+            "rejected": statuses.count(Outcome.REJECTED),
+        }
+    )
 
 
 async def ingest_events(
@@ -228,73 +340,91 @@ async def ingest_events(
     with their reason. Cameras that do not exist in this tenant (including another tenant's) are
     "unknown" alike; cameras outside ``scope`` are rejected as such.
     """
-    cameras = await _known_cameras(conn, {e.camera_id for e in events if isinstance(e, CountEvent)})
-    results: list[EventResult | None] = [None] * len(events)
+    return await ingest_rows(conn, tenant_id, [as_row(e) for e in events], now=now, scope=scope)
+
+
+async def ingest_rows(
+    conn: AsyncConnection,
+    tenant_id: int,
+    items: Sequence[EventRow | Rejected],
+    *,
+    now: datetime,
+    scope: IngestScope = UNRESTRICTED,
+) -> list[EventResult]:
+    """:func:`ingest_events` for events already in staging-row form (the HTTP hot path)."""
+    camera_ids = {item[0] for item in items if not isinstance(item, Rejected)}
+    cameras = await _known_cameras(conn, camera_ids)
+    results: list[EventResult | None] = [None] * len(items)
     candidates: dict[tuple[int, str], int] = {}
+    fresh_rows: list[EventRow] = []
     latest = now + MAX_FUTURE_SKEW
-    for index, event in enumerate(events):
-        if isinstance(event, Rejected):
-            results[index] = EventResult(event.event_id, event.camera_id, Outcome.REJECTED, event.reason)
+    restricted = scope != UNRESTRICTED
+    for index, item in enumerate(items):
+        if isinstance(item, Rejected):
+            results[index] = EventResult(item.event_id, item.camera_id, Outcome.REJECTED, item.reason)
             continue
-        key = (event.camera_id, event.event_id)
-        site_id = cameras.get(event.camera_id)
+        camera_id, event_id, occurred_at = item[0], item[1], item[6]
+        site_id = cameras.get(camera_id)
         reason: str | None = None
         if site_id is None:
             reason = "unknown camera_id"
-        elif not scope.allows(event.camera_id, site_id):
+        elif restricted and not scope.allows(camera_id, site_id):
             reason = "camera_id is outside this device key's scope"
-        elif event.occurred_at > latest:
+        elif occurred_at > latest:
             reason = "occurred_at is more than 5 minutes in the future"
-        elif event.occurred_at < OLDEST_ACCEPTED:
+        elif occurred_at < OLDEST_ACCEPTED:
             reason = "occurred_at is before 2000-01-01"
         if reason is not None:
-            results[index] = EventResult(event.event_id, event.camera_id, Outcome.REJECTED, reason)
-        elif key in candidates:
-            results[index] = EventResult(
-                event.event_id, event.camera_id, Outcome.DUPLICATE, "repeated in this batch"
-            )
+            results[index] = EventResult(event_id, camera_id, Outcome.REJECTED, reason)
+        elif (key := (camera_id, event_id)) in candidates:
+            results[index] = EventResult(event_id, camera_id, Outcome.DUPLICATE, "repeated in this batch")
         else:
             candidates[key] = index
-    stored: set[tuple[int, str]] = set()
-    if candidates:
-        ordered = sorted(candidates)
-        batch = [events[candidates[key]] for key in ordered]
-        stored = await _store(conn, tenant_id, [e for e in batch if isinstance(e, CountEvent)])
-    for key, index in candidates.items():
-        if key in stored:
-            results[index] = EventResult(key[1], key[0], Outcome.ACCEPTED)
-        else:
-            results[index] = EventResult(key[1], key[0], Outcome.DUPLICATE, "already received")
-    if stored:
-        await conn.execute(
-            _TOUCH_CAMERAS,
-            {"now": now, "stale": now - LAST_DELIVERY_PRECISION, "ids": sorted({c for c, _ in stored})},
-        )
+            fresh_rows.append(item)
+    if camera_ids:  # the staging table exists
+        already = await _store(conn, tenant_id, fresh_rows, now)
+        for key, index in candidates.items():
+            if key in already:
+                results[index] = EventResult(key[1], key[0], Outcome.DUPLICATE, "already received")
+            else:
+                results[index] = EventResult(key[1], key[0], Outcome.ACCEPTED)
     return [r for r in results if r is not None]
 
 
 async def _known_cameras(conn: AsyncConnection, camera_ids: set[int]) -> dict[int, int]:
-    """Camera id → site id for the tenant's cameras among ``camera_ids``; locked against deletion."""
+    """Camera id → site id for the tenant's cameras among ``camera_ids``, locked against deletion.
+
+    When there are some, the staging table is created in the same round trip.
+    """
     if not camera_ids:
         return {}
-    cur = await conn.execute(_KNOWN_CAMERAS, (sorted(camera_ids),))
+    async with conn.pipeline():
+        cur = await conn.execute(_KNOWN_CAMERAS, (sorted(camera_ids),))
+        await conn.execute(_STAGE)
     return {int(row[0]): int(row[1]) for row in await cur.fetchall()}
 
 
-async def _store(conn: AsyncConnection, tenant_id: int, events: list[CountEvent]) -> set[tuple[int, str]]:
-    cur = await conn.execute(
-        _INGEST,
-        {
-            "tenant_id": tenant_id,
-            "camera_id": [e.camera_id for e in events],
-            "event_id": [e.event_id for e in events],
-            "count_type": [e.count_type for e in events],
-            "object_class": [e.object_class for e in events],
-            "count_value": [e.count_value for e in events],
-            "confidence": [e.confidence for e in events],
-            "occurred_at": [e.occurred_at for e in events],
-        },
-        # Binary arrays: about half the client and server time of text arrays for 1,000 events.
-        binary=True,
-    )
-    return {(camera_id, event_id) for camera_id, event_id in await cur.fetchall()}
+async def _store(
+    conn: AsyncConnection, tenant_id: int, rows: list[EventRow], now: datetime
+) -> set[tuple[int, str]]:
+    """Stage ``rows`` (binary COPY), run the ingestion statement, drop the staging table.
+
+    Returns the (camera_id, event_id) of rows that were already stored (by an earlier or a
+    concurrent, committed batch). The staging table exists (``_known_cameras`` created it).
+    """
+    already: set[tuple[int, str]] = set()
+    if rows:
+        async with conn.cursor().copy(_COPY) as copy:
+            copy.set_types(_COPY_TYPES)
+            for row in rows:
+                await copy.write_row(row)
+    async with conn.pipeline():
+        if rows:
+            cur = await conn.execute(
+                _INGEST,
+                {"tenant_id": tenant_id, "now": now, "stale": now - LAST_DELIVERY_PRECISION},
+            )
+        await conn.execute(_UNSTAGE)
+    if rows:
+        already = {(int(camera_id), str(event_id)) for camera_id, event_id in await cur.fetchall()}
+    return already
