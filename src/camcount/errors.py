@@ -61,7 +61,9 @@ class AmbiguousTenant(CamcountError):
 class TooManyRequests(CamcountError):
     """A rate limit or a periodic quota says wait (HTTP 429); ``headers`` say how long and why."""
 
-    def __init__(self, message: str, *, code: str, retry_after: int, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str, retry_after: int, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.retry_after = retry_after
