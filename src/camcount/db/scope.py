@@ -9,7 +9,7 @@ carries it to the next user. With no context set, the RLS policies match no row:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -55,7 +55,10 @@ async def owner_tenant_transaction(db: Database, location: TenantLocation) -> As
 
 
 async def tenant_fetch(
-    db: Database, location: TenantLocation, query: bytes | str, params: tuple[object, ...]
+    db: Database,
+    location: TenantLocation,
+    query: bytes | str,
+    params: tuple[object, ...] | Mapping[str, object],
 ) -> list[tuple[Any, ...]]:
     """One read-only query in its own tenant-scoped transaction, in a single network round trip.
 

@@ -22,10 +22,9 @@ from camcount.counting.queries import (
     CountsQuery,
     GroupBy,
     Scope,
-    bucketed_counts,
+    fetch_counts,
 )
 from camcount.db.pools import Database
-from camcount.db.scope import tenant_transaction
 
 router = APIRouter(tags=["counts"])
 
@@ -95,8 +94,7 @@ async def get_counts(
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None,
 ) -> Response:
     after = decode_key(cursor, 3)
-    async with tenant_transaction(db, ctx.tenant.location) as conn:
-        page = await bucketed_counts(conn, params.query, after=after, limit=limit)
+    page = await fetch_counts(db, ctx.tenant.location, params.query, after=after, limit=limit)
     body: dict[str, Any] = {"items": page.items, "next_cursor": encode_key(page.next_key)}
     return JSONResponse(body)
 
