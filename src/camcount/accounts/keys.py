@@ -20,14 +20,13 @@ from typing import Any
 from psycopg import errors, sql
 
 from camcount.accounts import device_keys
+from camcount.db import crud
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
-from camcount.errors import InvalidInput, NotFound
+from camcount.errors import InvalidInput
 from camcount.limits.entities import limit_for, reserve_entity
 from camcount.tenancy.models import Tenant
 from camcount.tenancy.validation import validate_name
-
-_COLUMNS = "id, name, prefix, site_id, camera_id, created_at, last_used_at, revoked_at"
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,9 @@ class DeviceKey:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+_COLUMNS = crud.columns_of(DeviceKey)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ async def _directory(db: Database, statement: str, params: tuple[object, ...]) -
         await conn.execute(statement, params)
 
 
+async def _forget(db: Database, prefix: str) -> None:
+    await _directory(db, "DELETE FROM control.device_key_directory WHERE prefix = %s", (prefix,))
+
+
 async def create_key(db: Database, tenant: Tenant, request: KeyRequest) -> tuple[DeviceKey, str]:
     """The new key and its plaintext, which is returned this once and never stored."""
     new = device_keys.generate()
@@ -77,23 +83,25 @@ async def create_key(db: Database, tenant: Tenant, request: KeyRequest) -> tuple
         "INSERT INTO control.device_key_directory (prefix, tenant_id) VALUES (%s, %s)",
         (new.prefix, tenant.id),
     )
+    values = {
+        "tenant_id": tenant.id,
+        "name": request.name,
+        "prefix": new.prefix,
+        "key_hash": new.key_hash,
+        "site_id": request.site_id,
+        "camera_id": request.camera_id,
+    }
     try:
         async with tenant_transaction(db, tenant.location) as conn:
             await reserve_entity(conn, tenant.id, "api_keys", limit)
             try:
-                cur = await conn.execute(
-                    f"INSERT INTO api_keys (tenant_id, name, prefix, key_hash, site_id, camera_id) "  # noqa: S608
-                    f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}".encode(),
-                    (tenant.id, request.name, new.prefix, new.key_hash, request.site_id, request.camera_id),
-                )
+                row = await crud.insert_row(conn, table="api_keys", values=values, returning=_COLUMNS)
             except errors.ForeignKeyViolation:
                 field = "site_id" if request.site_id is not None else "camera_id"
                 raise InvalidInput(field, f"no such {field.removesuffix('_id')}") from None
-            row = await cur.fetchone()
     except BaseException:
-        await _directory(db, "DELETE FROM control.device_key_directory WHERE prefix = %s", (new.prefix,))
+        await _forget(db, new.prefix)
         raise
-    assert row is not None
     return _key(row), new.plaintext
 
 
@@ -107,65 +115,44 @@ async def list_keys(
     camera_id: int | None = None,
     revoked: bool | None = None,
 ) -> list[DeviceKey]:
-    conditions = [sql.SQL("id > %s")]
-    params: list[Any] = [after_id]
-    if site_id is not None:
-        conditions.append(sql.SQL("site_id = %s"))
-        params.append(site_id)
-    if camera_id is not None:
-        conditions.append(sql.SQL("camera_id = %s"))
-        params.append(camera_id)
-    if revoked is not None:
-        conditions.append(sql.SQL("revoked_at IS NOT NULL" if revoked else "revoked_at IS NULL"))
-    query = sql.SQL("SELECT {} FROM api_keys WHERE {} ORDER BY id LIMIT %s").format(
-        sql.SQL(_COLUMNS), sql.SQL(" AND ").join(conditions)
-    )
+    filters = [
+        crud.equals("site_id", site_id),
+        crud.equals("camera_id", camera_id),
+        crud.is_set("revoked_at", revoked),
+    ]
     async with tenant_transaction(db, tenant.location) as conn:
-        cur = await conn.execute(query, (*params, limit))
-        return [_key(row) for row in await cur.fetchall()]
+        rows = await crud.fetch_page(
+            conn, table="api_keys", columns=_COLUMNS, after_id=after_id, limit=limit, filters=filters
+        )
+    return [_key(row) for row in rows]
 
 
 async def get_key(db: Database, tenant: Tenant, key_id: int) -> DeviceKey:
     async with tenant_transaction(db, tenant.location) as conn:
-        cur = await conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = %s".encode(), (key_id,))  # noqa: S608
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"key {key_id} not found")
+        row = await crud.fetch_row(conn, table="api_keys", columns=_COLUMNS, id=key_id, what="key")
     return _key(row)
 
 
 async def rename_key(db: Database, tenant: Tenant, key_id: int, name: str) -> DeviceKey:
-    name = validate_name(name)
-    async with tenant_transaction(db, tenant.location) as conn:
-        cur = await conn.execute(
-            f"UPDATE api_keys SET name = %s WHERE id = %s RETURNING {_COLUMNS}".encode(),  # noqa: S608
-            (name, key_id),
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"key {key_id} not found")
-    return _key(row)
+    return await _change(db, tenant, key_id, {"name": validate_name(name)})
 
 
 async def revoke_key(db: Database, tenant: Tenant, key_id: int) -> DeviceKey:
     """Stops the key at once in this process and within seconds in every other; idempotent."""
-    async with tenant_transaction(db, tenant.location) as conn:
-        cur = await conn.execute(
-            f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = %s RETURNING {_COLUMNS}".encode(),  # noqa: S608
-            (key_id,),
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"key {key_id} not found")
-    key = _key(row)
-    await _directory(db, "DELETE FROM control.device_key_directory WHERE prefix = %s", (key.prefix,))
+    key = await _change(db, tenant, key_id, {"revoked_at": sql.SQL("coalesce(revoked_at, now())")})
+    await _forget(db, key.prefix)
     return key
+
+
+async def _change(db: Database, tenant: Tenant, key_id: int, changes: dict[str, object]) -> DeviceKey:
+    async with tenant_transaction(db, tenant.location) as conn:
+        row = await crud.update_row(
+            conn, table="api_keys", id=key_id, changes=changes, returning=_COLUMNS, what="key"
+        )
+    return _key(row)
 
 
 async def delete_key(db: Database, tenant: Tenant, key_id: int) -> None:
     async with tenant_transaction(db, tenant.location) as conn:
-        cur = await conn.execute("DELETE FROM api_keys WHERE id = %s RETURNING prefix", (key_id,))
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"key {key_id} not found")
-    await _directory(db, "DELETE FROM control.device_key_directory WHERE prefix = %s", (row[0],))
+        (prefix,) = await crud.delete_row(conn, table="api_keys", id=key_id, what="key", returning=["prefix"])
+    await _forget(db, prefix)

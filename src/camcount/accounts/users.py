@@ -15,16 +15,16 @@ from psycopg import AsyncConnection, errors, sql
 
 from camcount.accounts.passwords import hash_password, validate_password, verify_password
 from camcount.accounts.roles import Role, may_manage
+from camcount.db import crud
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
-from camcount.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, PermissionDenied
+from camcount.errors import AuthenticationFailed, Conflict, InvalidInput, PermissionDenied
 from camcount.limits.entities import limit_for, reserve_entity
 from camcount.tenancy.models import Tenant
 from camcount.tenancy.validation import excerpt, validate_choice
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 EMAIL_RE = re.compile(r"[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}")
-_COLUMNS = "id, username, email, role, is_active, last_login_at, created_at, updated_at"
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,12 @@ class User:
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> User:
         return cls(row[0], row[1], row[2], Role(row[3]), *row[4:])
+
+
+_COLUMNS = crud.columns_of(User)
+_BY_USERNAME = sql.SQL("SELECT {} FROM users WHERE lower(username) = lower(%s)").format(
+    crud.identifiers([*_COLUMNS, "password_hash"])
+)
 
 
 def validate_username(value: str) -> str:
@@ -111,19 +117,18 @@ async def create_user(
     limit = await limit_for(db, tenant.id, "users")
     async with tenant_transaction(db, tenant.location) as conn:
         await reserve_entity(conn, tenant.id, "users", limit)
+        values = {
+            "tenant_id": tenant.id,
+            "username": request.username,
+            "email": request.email,
+            "role": request.role,
+            "password_hash": password_hash,
+        }
         try:
-            cur = await conn.execute(
-                f"""
-                INSERT INTO users (tenant_id, username, email, role, password_hash)
-                VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}
-                """.encode(),  # noqa: S608 (constant columns)
-                (tenant.id, request.username, request.email, request.role, password_hash),
-            )
+            row = await crud.insert_row(conn, table="users", values=values, returning=_COLUMNS)
         except errors.UniqueViolation as exc:
             field = "email" if "email" in str(exc) else "username"
             raise Conflict(f"{field}: another user of this tenant already has it") from None
-        row = await cur.fetchone()
-    assert row is not None
     return User.from_row(row)
 
 
@@ -136,29 +141,18 @@ async def list_users(
     role: Role | None = None,
     active: bool | None = None,
 ) -> list[User]:
-    conditions = [sql.SQL("id > %s")]
-    params: list[Any] = [after_id]
-    if role is not None:
-        conditions.append(sql.SQL("role = %s"))
-        params.append(role)
-    if active is not None:
-        conditions.append(sql.SQL("is_active = %s"))
-        params.append(active)
-    query = sql.SQL("SELECT {} FROM users WHERE {} ORDER BY id LIMIT %s").format(
-        sql.SQL(_COLUMNS), sql.SQL(" AND ").join(conditions)
-    )
+    filters = [crud.equals("role", role), crud.equals("is_active", active)]
     async with tenant_transaction(db, tenant.location) as conn:
-        cur = await conn.execute(query, (*params, limit))
-        return [User.from_row(row) for row in await cur.fetchall()]
+        rows = await crud.fetch_page(
+            conn, table="users", columns=_COLUMNS, after_id=after_id, limit=limit, filters=filters
+        )
+    return [User.from_row(row) for row in rows]
 
 
 async def _get(conn: AsyncConnection, user_id: int, *, lock: bool = False) -> User:
-    query = f"SELECT {_COLUMNS} FROM users WHERE id = %s" + (" FOR UPDATE" if lock else "")  # noqa: S608
-    cur = await conn.execute(query.encode(), (user_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"user {user_id} not found")
-    return User.from_row(row)
+    return User.from_row(
+        await crud.fetch_row(conn, table="users", columns=_COLUMNS, id=user_id, what="user", lock=lock)
+    )
 
 
 async def get_user(db: Database, tenant: Tenant, user_id: int) -> User:
@@ -196,24 +190,19 @@ async def update_user(
             await _ensure_an_owner_remains(conn, user_id)
         if changes.is_active and not current.is_active:
             await reserve_entity(conn, tenant.id, "users", await limit_for(db, tenant.id, "users"))
-        assignments: list[sql.Composable] = [sql.SQL("updated_at = now()")]
-        params: list[Any] = []
-        for column, value in (
-            ("email", changes.email), ("role", changes.role), ("password_hash", password_hash),
-            ("is_active", changes.is_active),
-        ):  # fmt: skip
-            if value is not None:
-                assignments.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-                params.append(value)
-        query = sql.SQL("UPDATE users SET {} WHERE id = %s RETURNING {}").format(
-            sql.SQL(", ").join(assignments), sql.SQL(_COLUMNS)
-        )
+        columns = {
+            "updated_at": crud.NOW,
+            "email": changes.email,
+            "role": changes.role,
+            "password_hash": password_hash,
+            "is_active": changes.is_active,
+        }
         try:
-            cur = await conn.execute(query, (*params, user_id))
+            row = await crud.update_row(
+                conn, table="users", id=user_id, changes=columns, returning=_COLUMNS, what="user"
+            )
         except errors.UniqueViolation:
             raise Conflict("email: another user of this tenant already has it") from None
-        row = await cur.fetchone()
-    assert row is not None
     return User.from_row(row)
 
 
@@ -224,7 +213,7 @@ async def delete_user(db: Database, tenant: Tenant, user_id: int, *, actor_role:
             raise PermissionDenied(f"a {actor_role} may not delete a user with the role {current.role}")
         if current.role is Role.OWNER and current.is_active:
             await _ensure_an_owner_remains(conn, user_id)
-        await conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
+        await crud.delete_row(conn, table="users", id=user_id, what="user")
 
 
 async def authenticate(db: Database, tenant: Tenant, username: str, password: str) -> User:
@@ -234,10 +223,7 @@ async def authenticate(db: Database, tenant: Tenant, username: str, password: st
         await verify_password(None, password)
         raise failure
     async with tenant_transaction(db, tenant.location) as conn:
-        cur = await conn.execute(
-            f"SELECT {_COLUMNS}, password_hash FROM users WHERE lower(username) = lower(%s)".encode(),  # noqa: S608
-            (username,),
-        )
+        cur = await conn.execute(_BY_USERNAME, (username,))
         row = await cur.fetchone()
     stored = row[-1] if row else None
     if not await verify_password(stored, password) or row is None or not row[4]:

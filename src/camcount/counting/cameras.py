@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg import errors, sql
+from psycopg import errors
 from psycopg.types.json import Jsonb
 
+from camcount.db import crud
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_fetch, tenant_transaction
 from camcount.errors import Conflict, InvalidInput, NotFound
@@ -25,8 +26,6 @@ from camcount.tenancy.validation import validate_choice, validate_name
 STATUSES = ("active", "inactive", "maintenance")
 MAX_CONFIG_BYTES = 16_384
 MAX_LOCATION = 500
-_COLUMNS = "id, site_id, name, location, status, config, last_delivery_at, created_at, updated_at"
-_GET = f"SELECT {_COLUMNS} FROM cameras WHERE id = %s".encode()  # noqa: S608 (constant columns)
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,9 @@ class Camera:
     created_at: datetime
     updated_at: datetime
 
+
+_COLUMNS = crud.columns_of(Camera)
+_GET = crud.select_by_id(table="cameras", columns=_COLUMNS).as_bytes(None)  # composed once: the hot path
 
 DETECTORS = ("motion", "hog", "onnx")
 ANCHORS = ("bottom_center", "center")
@@ -131,17 +133,18 @@ async def create_camera(db: Database, tenant: Tenant, fields: CameraFields) -> C
     limit = await limit_for(db, tenant.id, "cameras")
     async with tenant_transaction(db, tenant.location) as conn:
         await reserve_entity(conn, tenant.id, "cameras", limit)
+        values = {
+            "tenant_id": tenant.id,
+            "site_id": fields.site_id,
+            "name": fields.name,
+            "location": fields.location,
+            "status": fields.status or "active",
+            "config": Jsonb(fields.config or {}),
+        }
         try:
-            cur = await conn.execute(
-                f"INSERT INTO cameras (tenant_id, site_id, name, location, status, config) "  # noqa: S608
-                f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}".encode(),
-                (tenant.id, fields.site_id, fields.name, fields.location, fields.status or "active",
-                 Jsonb(fields.config or {})),
-            )  # fmt: skip
+            row = await crud.insert_row(conn, table="cameras", values=values, returning=_COLUMNS)
         except (errors.ForeignKeyViolation, errors.UniqueViolation) as exc:
             raise _translate(exc) from None
-        row = await cur.fetchone()
-    assert row is not None
     return _camera(row)
 
 
@@ -155,23 +158,14 @@ async def list_cameras(
     status: str | None = None,
     camera_ids: list[int] | None = None,
 ) -> list[Camera]:
-    conditions = [sql.SQL("id > %s")]
-    params: list[Any] = [after_id]
-    if site_id is not None:
-        conditions.append(sql.SQL("site_id = %s"))
-        params.append(site_id)
     if status is not None:
-        conditions.append(sql.SQL("status = %s"))
-        params.append(validate_choice(status, STATUSES, "status"))
-    if camera_ids is not None:
-        conditions.append(sql.SQL("id = ANY(%s)"))
-        params.append(camera_ids)
-    query = sql.SQL("SELECT {} FROM cameras WHERE {} ORDER BY id LIMIT %s").format(
-        sql.SQL(_COLUMNS), sql.SQL(" AND ").join(conditions)
-    )
+        validate_choice(status, STATUSES, "status")
+    filters = [crud.equals("site_id", site_id), crud.equals("status", status), crud.any_of("id", camera_ids)]
     async with tenant_transaction(db, tenant.location) as conn:
-        cur = await conn.execute(query, (*params, limit))
-        return [_camera(row) for row in await cur.fetchall()]
+        rows = await crud.fetch_page(
+            conn, table="cameras", columns=_COLUMNS, after_id=after_id, limit=limit, filters=filters
+        )
+    return [_camera(row) for row in rows]
 
 
 async def get_camera(db: Database, tenant: Tenant, camera_id: int) -> Camera:
@@ -182,32 +176,25 @@ async def get_camera(db: Database, tenant: Tenant, camera_id: int) -> Camera:
 
 
 async def update_camera(db: Database, tenant: Tenant, camera_id: int, fields: CameraFields) -> Camera:
-    assignments: list[sql.Composable] = [sql.SQL("updated_at = now()")]
-    params: list[Any] = []
-    for column, value in (
-        ("site_id", fields.site_id), ("name", fields.name), ("location", fields.location),
-        ("status", fields.status), ("config", Jsonb(fields.config) if fields.config is not None else None),
-    ):  # fmt: skip
-        if value is not None:
-            assignments.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-            params.append(value)
-    query = sql.SQL("UPDATE cameras SET {} WHERE id = %s RETURNING {}").format(
-        sql.SQL(", ").join(assignments), sql.SQL(_COLUMNS)
-    )
+    changes = {
+        "updated_at": crud.NOW,
+        "site_id": fields.site_id,
+        "name": fields.name,
+        "location": fields.location,
+        "status": fields.status,
+        "config": Jsonb(fields.config) if fields.config is not None else None,
+    }
     async with tenant_transaction(db, tenant.location) as conn:
         try:
-            cur = await conn.execute(query, (*params, camera_id))
+            row = await crud.update_row(
+                conn, table="cameras", id=camera_id, changes=changes, returning=_COLUMNS, what="camera"
+            )
         except (errors.ForeignKeyViolation, errors.UniqueViolation) as exc:
             raise _translate(exc) from None
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"camera {camera_id} not found")
     return _camera(row)
 
 
 async def delete_camera(db: Database, tenant: Tenant, camera_id: int) -> None:
     """Deletes the camera with its events, rollups and the device keys scoped to it."""
     async with tenant_transaction(db, tenant.location) as conn:
-        cur = await conn.execute("DELETE FROM cameras WHERE id = %s", (camera_id,))
-        if cur.rowcount == 0:
-            raise NotFound(f"camera {camera_id} not found")
+        await crud.delete_row(conn, table="cameras", id=camera_id, what="camera")

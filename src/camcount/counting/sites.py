@@ -12,12 +12,13 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
-from psycopg import errors, sql
+from psycopg import errors
 from psycopg.types.json import Jsonb
 
+from camcount.db import crud
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
-from camcount.errors import Conflict, InvalidInput, NotFound
+from camcount.errors import Conflict, InvalidInput
 from camcount.limits.entities import limit_for, reserve_entity
 from camcount.tenancy.models import Tenant
 from camcount.tenancy.validation import validate_name, validate_timezone
@@ -25,7 +26,6 @@ from camcount.tenancy.validation import validate_name, validate_timezone
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TIME_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d|24:00")
 MAX_INTERVALS = 4
-_COLUMNS = "id, name, timezone, business_hours, created_at, updated_at"
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class Site:
     business_hours: dict[str, list[list[str]]]
     created_at: datetime
     updated_at: datetime
+
+
+_COLUMNS = crud.columns_of(Site)
 
 
 def validate_business_hours(value: Any, field: str = "business_hours") -> dict[str, list[list[str]]]:
@@ -101,80 +104,61 @@ async def create_site(db: Database, tenant: Tenant, fields: SiteFields) -> Site:
     limit = await limit_for(db, tenant.id, "sites")
     async with tenant_transaction(db, tenant.location) as conn:
         await reserve_entity(conn, tenant.id, "sites", limit)
+        values = {
+            "tenant_id": tenant.id,
+            "name": fields.name,
+            "timezone": fields.timezone or tenant.timezone,
+            "business_hours": Jsonb(fields.business_hours or {}),
+        }
         try:
-            cur = await conn.execute(
-                f"INSERT INTO sites (tenant_id, name, timezone, business_hours) VALUES (%s, %s, %s, %s) "  # noqa: S608
-                f"RETURNING {_COLUMNS}".encode(),
-                (
-                    tenant.id,
-                    fields.name,
-                    fields.timezone or tenant.timezone,
-                    Jsonb(fields.business_hours or {}),
-                ),
-            )
+            row = await crud.insert_row(conn, table="sites", values=values, returning=_COLUMNS)
         except errors.UniqueViolation:
             raise _name_taken() from None
-        row = await cur.fetchone()
-    assert row is not None
     return _site(row)
 
 
 async def list_sites(
     db: Database, tenant: Tenant, *, after_id: int, limit: int, name: str | None = None
 ) -> list[Site]:
-    conditions = [sql.SQL("id > %s")]
-    params: list[Any] = [after_id]
-    if name is not None:
-        conditions.append(sql.SQL("name = %s"))
-        params.append(name)
-    query = sql.SQL("SELECT {} FROM sites WHERE {} ORDER BY id LIMIT %s").format(
-        sql.SQL(_COLUMNS), sql.SQL(" AND ").join(conditions)
-    )
     async with tenant_transaction(db, tenant.location) as conn:
-        cur = await conn.execute(query, (*params, limit))
-        return [_site(row) for row in await cur.fetchall()]
+        rows = await crud.fetch_page(
+            conn,
+            table="sites",
+            columns=_COLUMNS,
+            after_id=after_id,
+            limit=limit,
+            filters=[crud.equals("name", name)],
+        )
+    return [_site(row) for row in rows]
 
 
 async def get_site(db: Database, tenant: Tenant, site_id: int) -> Site:
     async with tenant_transaction(db, tenant.location) as conn:
-        cur = await conn.execute(f"SELECT {_COLUMNS} FROM sites WHERE id = %s".encode(), (site_id,))  # noqa: S608
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"site {site_id} not found")
+        row = await crud.fetch_row(conn, table="sites", columns=_COLUMNS, id=site_id, what="site")
     return _site(row)
 
 
 async def update_site(db: Database, tenant: Tenant, site_id: int, fields: SiteFields) -> Site:
-    assignments: list[sql.Composable] = [sql.SQL("updated_at = now()")]
-    params: list[Any] = []
-    if fields.name is not None:
-        assignments.append(sql.SQL("name = %s"))
-        params.append(fields.name)
-    if fields.timezone is not None:
-        assignments.append(sql.SQL("timezone = %s"))
-        params.append(fields.timezone)
-    if fields.business_hours is not None:
-        assignments.append(sql.SQL("business_hours = %s"))
-        params.append(Jsonb(fields.business_hours))
-    query = sql.SQL("UPDATE sites SET {} WHERE id = %s RETURNING {}").format(
-        sql.SQL(", ").join(assignments), sql.SQL(_COLUMNS)
-    )
+    hours = Jsonb(fields.business_hours) if fields.business_hours is not None else None
+    changes = {
+        "updated_at": crud.NOW,
+        "name": fields.name,
+        "timezone": fields.timezone,
+        "business_hours": hours,
+    }
     async with tenant_transaction(db, tenant.location) as conn:
         try:
-            cur = await conn.execute(query, (*params, site_id))
+            row = await crud.update_row(
+                conn, table="sites", id=site_id, changes=changes, returning=_COLUMNS, what="site"
+            )
         except errors.UniqueViolation:
             raise _name_taken() from None
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"site {site_id} not found")
     return _site(row)
 
 
 async def delete_site(db: Database, tenant: Tenant, site_id: int) -> None:
     async with tenant_transaction(db, tenant.location) as conn:
         try:
-            cur = await conn.execute("DELETE FROM sites WHERE id = %s", (site_id,))
+            await crud.delete_row(conn, table="sites", id=site_id, what="site")
         except errors.ForeignKeyViolation:
             raise Conflict(f"site {site_id} still has cameras; delete them first") from None
-        if cur.rowcount == 0:
-            raise NotFound(f"site {site_id} not found")
