@@ -34,8 +34,11 @@ from camcount.tenancy.models import Tenant
 from camcount.tenancy.resolution import Principal, TenantResolver
 
 __all__ = [
+    "CacheDep",
+    "Db",
     "Permission",
     "Principal",
+    "ResourceId",
     "Role",
     "TenantContext",
     "get_cache",
@@ -73,6 +76,12 @@ async def get_cache(request: Request) -> Cache:
 async def get_resolver(request: Request) -> TenantResolver:
     resolver: TenantResolver = request.app.state.resolver
     return resolver
+
+
+Db = Annotated[Database, Depends(get_db)]
+CacheDep = Annotated[Cache, Depends(get_cache)]
+ResourceId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+"""The id of a tenant's site, camera, user or key in a path: a positive bigint."""
 
 
 def _request_id(request: Request) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from camcount.errors import InvalidInput
 
 T = TypeVar("T")
+R = TypeVar("R")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 _MAX_CURSOR = 200
@@ -59,3 +60,9 @@ def page_of(items: Sequence[T], limit: int, key: Any = lambda item: item.id) -> 
         page = list(items[:limit])
         return page, encode_cursor(int(key(page[-1])))
     return list(items), None
+
+
+def page(rows: Sequence[R], limit: int, shape: Callable[[R], T]) -> Page[T]:
+    """The answer to a list fetched with ``limit + 1``: its first ``limit`` rows shaped, and the cursor."""
+    items, next_cursor = page_of(rows, limit)
+    return Page[T](items=[shape(item) for item in items], next_cursor=next_cursor)

@@ -12,24 +12,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi import Path as PathParam
 from pydantic import TypeAdapter
 
-from camcount.api.deps import Permission, TenantContext, get_cache, get_db, require
+from camcount.api.deps import CacheDep, Db, Permission, ResourceId, TenantContext, require
 from camcount.api.models import CameraIn, CameraOut, CameraPatch
-from camcount.api.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, page_of
+from camcount.api.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, page
 from camcount.cache import Cache
 from camcount.counting import cameras
-from camcount.db.pools import Database
 from camcount.errors import NotFound
 
 router = APIRouter(tags=["cameras"])
 ReaderOrDevice = Annotated[TenantContext, Depends(require(Permission.READ, allow_device=True))]
 Reader = Annotated[TenantContext, Depends(require(Permission.READ))]
 Manager = Annotated[TenantContext, Depends(require(Permission.MANAGE_CAMERAS))]
-Db = Annotated[Database, Depends(get_db)]
-CacheDep = Annotated[Cache, Depends(get_cache)]
-CameraId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 _ONE = TypeAdapter(CameraOut)
 _FIELDS = tuple(CameraOut.model_fields)
 
@@ -61,8 +56,7 @@ async def list_cameras(
     rows = await cameras.list_cameras(
         db, ctx.tenant, after_id=decode_cursor(cursor), limit=limit + 1, site_id=site_id, status=status
     )
-    items, next_cursor = page_of(rows, limit)
-    return Page[CameraOut](items=[_out(c) for c in items], next_cursor=next_cursor)
+    return page(rows, limit, _out)
 
 
 @router.get(
@@ -70,7 +64,7 @@ async def list_cameras(
     response_model=CameraOut,
     summary="Get a camera (also with a device key whose scope includes it)",
 )
-async def get_camera(camera_id: CameraId, ctx: ReaderOrDevice, request: Request) -> Response:
+async def get_camera(camera_id: ResourceId, ctx: ReaderOrDevice, request: Request) -> Response:
     state = request.app.state
     cache: Cache = state.cache
     cached = await cache.get(ctx.tenant.id, _cache_name(camera_id))
@@ -90,7 +84,7 @@ async def get_camera(camera_id: CameraId, ctx: ReaderOrDevice, request: Request)
 
 @router.patch("/cameras/{camera_id}", response_model=CameraOut, summary="Change a camera")
 async def update_camera(
-    camera_id: CameraId, body: CameraPatch, ctx: Manager, db: Db, cache: CacheDep
+    camera_id: ResourceId, body: CameraPatch, ctx: Manager, db: Db, cache: CacheDep
 ) -> CameraOut:
     fields = cameras.CameraFields.parse(**body.model_dump())
     try:
@@ -102,7 +96,7 @@ async def update_camera(
 @router.delete(
     "/cameras/{camera_id}", status_code=204, summary="Delete a camera, its events and the keys scoped to it"
 )
-async def delete_camera(camera_id: CameraId, ctx: Manager, db: Db, cache: CacheDep) -> Response:
+async def delete_camera(camera_id: ResourceId, ctx: Manager, db: Db, cache: CacheDep) -> Response:
     await cameras.delete_camera(db, ctx.tenant, camera_id)
     await cache.invalidate_tenant(ctx.tenant.id)  # keys scoped to it are gone
     return Response(status_code=204)

@@ -6,20 +6,14 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi import Path as PathParam
 
 from camcount.accounts import keys
-from camcount.api.deps import Permission, TenantContext, get_cache, get_db, require
+from camcount.api.deps import CacheDep, Db, Permission, ResourceId, TenantContext, require
 from camcount.api.models import KeyIn, KeyOut, KeyPatch, NewKeyOut
-from camcount.api.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, page_of
-from camcount.cache import Cache
-from camcount.db.pools import Database
+from camcount.api.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, page
 
 router = APIRouter(tags=["device keys"])
 Manager = Annotated[TenantContext, Depends(require(Permission.MANAGE_KEYS))]
-Db = Annotated[Database, Depends(get_db)]
-CacheDep = Annotated[Cache, Depends(get_cache)]
-KeyId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 OptionalId = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 
 
@@ -29,7 +23,7 @@ def _out(key: keys.DeviceKey) -> KeyOut:
 
 @router.post("/keys", status_code=201, response_model=NewKeyOut, summary="Create a device key (shown once)")
 async def create_key(body: KeyIn, ctx: Manager, db: Db) -> NewKeyOut:
-    request = keys.KeyRequest.parse(name=body.name, site_id=body.site_id, camera_id=body.camera_id)
+    request = keys.KeyRequest.parse(**body.model_dump())
     key, plaintext = await keys.create_key(db, ctx.tenant, request)
     return NewKeyOut(**asdict(key), key=plaintext)
 
@@ -48,29 +42,28 @@ async def list_keys(
         db, ctx.tenant, after_id=decode_cursor(cursor), limit=limit + 1, site_id=site_id, camera_id=camera_id,
         revoked=revoked,
     )  # fmt: skip
-    items, next_cursor = page_of(rows, limit)
-    return Page[KeyOut](items=[_out(k) for k in items], next_cursor=next_cursor)
+    return page(rows, limit, _out)
 
 
 @router.get("/keys/{key_id}", response_model=KeyOut, summary="Get a device key (never the key itself)")
-async def get_key(key_id: KeyId, ctx: Manager, db: Db) -> KeyOut:
+async def get_key(key_id: ResourceId, ctx: Manager, db: Db) -> KeyOut:
     return _out(await keys.get_key(db, ctx.tenant, key_id))
 
 
 @router.patch("/keys/{key_id}", response_model=KeyOut, summary="Rename a device key")
-async def update_key(key_id: KeyId, body: KeyPatch, ctx: Manager, db: Db) -> KeyOut:
+async def update_key(key_id: ResourceId, body: KeyPatch, ctx: Manager, db: Db) -> KeyOut:
     return _out(await keys.rename_key(db, ctx.tenant, key_id, body.name))
 
 
 @router.post("/keys/{key_id}/revoke", response_model=KeyOut, summary="Revoke a device key")
-async def revoke_key(key_id: KeyId, ctx: Manager, db: Db, cache: CacheDep) -> KeyOut:
+async def revoke_key(key_id: ResourceId, ctx: Manager, db: Db, cache: CacheDep) -> KeyOut:
     key = await keys.revoke_key(db, ctx.tenant, key_id)
     await cache.invalidate_tenant(ctx.tenant.id)
     return _out(key)
 
 
 @router.delete("/keys/{key_id}", status_code=204, summary="Delete a device key")
-async def delete_key(key_id: KeyId, ctx: Manager, db: Db, cache: CacheDep) -> Response:
+async def delete_key(key_id: ResourceId, ctx: Manager, db: Db, cache: CacheDep) -> Response:
     await keys.delete_key(db, ctx.tenant, key_id)
     await cache.invalidate_tenant(ctx.tenant.id)
     return Response(status_code=204)

@@ -6,19 +6,15 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi import Path as PathParam
 
-from camcount.api.deps import Permission, TenantContext, get_db, require
+from camcount.api.deps import Db, Permission, ResourceId, TenantContext, require
 from camcount.api.models import SiteIn, SiteOut, SitePatch
-from camcount.api.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, page_of
+from camcount.api.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, page
 from camcount.counting import sites
-from camcount.db.pools import Database
 
 router = APIRouter(tags=["sites"])
 Reader = Annotated[TenantContext, Depends(require(Permission.READ))]
 Manager = Annotated[TenantContext, Depends(require(Permission.MANAGE_CAMERAS))]
-Db = Annotated[Database, Depends(get_db)]
-SiteId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 
 def _out(site: sites.Site) -> SiteOut:
@@ -27,9 +23,7 @@ def _out(site: sites.Site) -> SiteOut:
 
 @router.post("/sites", status_code=201, response_model=SiteOut, summary="Create a site")
 async def create_site(body: SiteIn, ctx: Manager, db: Db) -> SiteOut:
-    fields = sites.SiteFields.parse(
-        name=body.name, timezone=body.timezone, business_hours=body.business_hours
-    )
+    fields = sites.SiteFields.parse(**body.model_dump())
     return _out(await sites.create_site(db, ctx.tenant, fields))
 
 
@@ -42,24 +36,21 @@ async def list_sites(
     name: Annotated[str | None, Query(max_length=200, description="exact name")] = None,
 ) -> Page[SiteOut]:
     rows = await sites.list_sites(db, ctx.tenant, after_id=decode_cursor(cursor), limit=limit + 1, name=name)
-    items, next_cursor = page_of(rows, limit)
-    return Page[SiteOut](items=[_out(s) for s in items], next_cursor=next_cursor)
+    return page(rows, limit, _out)
 
 
 @router.get("/sites/{site_id}", response_model=SiteOut, summary="Get a site")
-async def get_site(site_id: SiteId, ctx: Reader, db: Db) -> SiteOut:
+async def get_site(site_id: ResourceId, ctx: Reader, db: Db) -> SiteOut:
     return _out(await sites.get_site(db, ctx.tenant, site_id))
 
 
 @router.patch("/sites/{site_id}", response_model=SiteOut, summary="Change a site")
-async def update_site(site_id: SiteId, body: SitePatch, ctx: Manager, db: Db) -> SiteOut:
-    fields = sites.SiteFields.parse(
-        name=body.name, timezone=body.timezone, business_hours=body.business_hours
-    )
+async def update_site(site_id: ResourceId, body: SitePatch, ctx: Manager, db: Db) -> SiteOut:
+    fields = sites.SiteFields.parse(**body.model_dump())
     return _out(await sites.update_site(db, ctx.tenant, site_id, fields))
 
 
 @router.delete("/sites/{site_id}", status_code=204, summary="Delete a site (it must have no cameras)")
-async def delete_site(site_id: SiteId, ctx: Manager, db: Db) -> Response:
+async def delete_site(site_id: ResourceId, ctx: Manager, db: Db) -> Response:
     await sites.delete_site(db, ctx.tenant, site_id)
     return Response(status_code=204)

@@ -6,19 +6,15 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi import Path as PathParam
 
 from camcount.accounts import users
 from camcount.accounts.roles import Role
-from camcount.api.deps import Permission, TenantContext, get_db, require
+from camcount.api.deps import Db, Permission, ResourceId, TenantContext, require
 from camcount.api.models import UserIn, UserOut, UserPatch
-from camcount.api.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, page_of
-from camcount.db.pools import Database
+from camcount.api.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, page
 
 router = APIRouter(tags=["users"])
 Manager = Annotated[TenantContext, Depends(require(Permission.MANAGE_USERS))]
-Db = Annotated[Database, Depends(get_db)]
-UserId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 
 def _out(user: users.User) -> UserOut:
@@ -27,9 +23,7 @@ def _out(user: users.User) -> UserOut:
 
 @router.post("/users", status_code=201, response_model=UserOut, summary="Create a user")
 async def create_user(body: UserIn, ctx: Manager, db: Db) -> UserOut:
-    request = users.UserRequest.parse(
-        username=body.username, email=body.email, role=body.role, password=body.password
-    )
+    request = users.UserRequest.parse(**body.model_dump())
     return _out(await users.create_user(db, ctx.tenant, request, actor="api", actor_role=ctx.principal.role))
 
 
@@ -45,24 +39,23 @@ async def list_users(
     rows = await users.list_users(
         db, ctx.tenant, after_id=decode_cursor(cursor), limit=limit + 1, role=role, active=active
     )
-    items, next_cursor = page_of(rows, limit)
-    return Page[UserOut](items=[_out(u) for u in items], next_cursor=next_cursor)
+    return page(rows, limit, _out)
 
 
 @router.get("/users/{user_id}", response_model=UserOut, summary="Get a user")
-async def get_user(user_id: UserId, ctx: Manager, db: Db) -> UserOut:
+async def get_user(user_id: ResourceId, ctx: Manager, db: Db) -> UserOut:
     return _out(await users.get_user(db, ctx.tenant, user_id))
 
 
 @router.patch(
     "/users/{user_id}", response_model=UserOut, summary="Change a user (email, role, password, active)"
 )
-async def update_user(user_id: UserId, body: UserPatch, ctx: Manager, db: Db) -> UserOut:
+async def update_user(user_id: ResourceId, body: UserPatch, ctx: Manager, db: Db) -> UserOut:
     changes = users.UserChanges.parse(**body.model_dump())
     return _out(await users.update_user(db, ctx.tenant, user_id, changes, actor_role=ctx.principal.role))
 
 
 @router.delete("/users/{user_id}", status_code=204, summary="Delete a user")
-async def delete_user(user_id: UserId, ctx: Manager, db: Db) -> Response:
+async def delete_user(user_id: ResourceId, ctx: Manager, db: Db) -> Response:
     await users.delete_user(db, ctx.tenant, user_id, actor_role=ctx.principal.role)
     return Response(status_code=204)
