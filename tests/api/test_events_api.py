@@ -187,3 +187,19 @@ async def test_event_listing_pages_through_everything_with_cursors(
     for params in ({"cursor": "garbage"}, {"limit": 0}, {"from": "2024-01-01T00:00:00"}, {"camera_id": "x"}):
         bad = await api.get(owner.url("/events"), params=params, headers=owner.headers)
         assert bad.status_code == 422, (params, bad.text)
+
+
+async def test_events_older_than_the_tenants_retention_are_refused(
+    api: httpx.AsyncClient, db: Database, make_api_tenant: ApiTenantFactory
+) -> None:
+    # Their idempotency keys would already be gone, so a retry could count them twice.
+    owner, camera, _ = await _setup(db, make_api_tenant, "pooled")  # standard plan: 365 days
+    key = await make_device_key(db, owner.tenant, camera_id=camera)
+    now = datetime.now(UTC).replace(microsecond=0)
+    batch = {"events": [wire(camera, "old", at=now - timedelta(days=400)),
+                        wire(camera, "recent", at=now - timedelta(days=300))]}  # fmt: skip
+    answer = await api.post(owner.url("/events"), json=batch, headers=bearer(key))
+    assert answer.status_code == 200, answer.text
+    statuses = {r["event_id"]: (r["status"], r["reason"]) for r in answer.json()["results"]}
+    assert statuses["old"] == ("rejected", "occurred_at is older than this tenant's retention period")
+    assert statuses["recent"] == ("accepted", None)

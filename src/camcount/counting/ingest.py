@@ -333,6 +333,7 @@ async def ingest_events(
     *,
     now: datetime,
     scope: IngestScope = UNRESTRICTED,
+    oldest: datetime = OLDEST_ACCEPTED,
 ) -> list[EventResult]:
     """Store the batch; one result per input event, in input order.
 
@@ -340,7 +341,9 @@ async def ingest_events(
     with their reason. Cameras that do not exist in this tenant (including another tenant's) are
     "unknown" alike; cameras outside ``scope`` are rejected as such.
     """
-    return await ingest_rows(conn, tenant_id, [as_row(e) for e in events], now=now, scope=scope)
+    return await ingest_rows(
+        conn, tenant_id, [as_row(e) for e in events], now=now, scope=scope, oldest=oldest
+    )
 
 
 async def ingest_rows(
@@ -350,8 +353,13 @@ async def ingest_rows(
     *,
     now: datetime,
     scope: IngestScope = UNRESTRICTED,
+    oldest: datetime = OLDEST_ACCEPTED,
 ) -> list[EventResult]:
-    """:func:`ingest_events` for events already in staging-row form (the HTTP hot path)."""
+    """:func:`ingest_events` for events already in staging-row form (the HTTP hot path).
+
+    ``oldest``: events before it are refused (the tenant's retention boundary, see
+    :mod:`camcount.tenancy.retention`).
+    """
     camera_ids = {item[0] for item in items if not isinstance(item, Rejected)}
     cameras = await _known_cameras(conn, camera_ids)
     results: list[EventResult | None] = [None] * len(items)
@@ -374,6 +382,8 @@ async def ingest_rows(
             reason = "occurred_at is more than 5 minutes in the future"
         elif occurred_at < OLDEST_ACCEPTED:
             reason = "occurred_at is before 2000-01-01"
+        elif occurred_at < oldest:
+            reason = "occurred_at is older than this tenant's retention period"
         if reason is not None:
             results[index] = EventResult(event_id, camera_id, Outcome.REJECTED, reason)
         elif (key := (camera_id, event_id)) in candidates:

@@ -12,7 +12,7 @@ event is durable.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -24,6 +24,7 @@ from camcount.api.problems import problem_response
 from camcount.api.routes._keyset import MAX_CURSOR_LENGTH, decode_key, encode_key
 from camcount.counting.ingest import (
     MAX_BATCH_EVENTS,
+    OLDEST_ACCEPTED,
     EventRow,
     IngestScope,
     Rejected,
@@ -39,6 +40,7 @@ from camcount.db.scope import tenant_transaction
 from camcount.errors import InvalidInput
 from camcount.limits.rate import admit_ingest
 from camcount.monitoring.ingestion import record_ingestion_batch
+from camcount.tenancy.retention import event_retention_days
 
 router = APIRouter(tags=["events"])
 
@@ -148,8 +150,11 @@ async def post_events(
         if principal.kind == "device"
         else IngestScope()
     )
+    now = datetime.now(UTC)
+    retention_days = await event_retention_days(db, ctx.tenant.id)
+    oldest = now - timedelta(days=retention_days) if retention_days else OLDEST_ACCEPTED
     async with tenant_transaction(db, ctx.tenant.location) as conn:
-        results = await ingest_rows(conn, ctx.tenant.id, items, now=datetime.now(UTC), scope=scope)
+        results = await ingest_rows(conn, ctx.tenant.id, items, now=now, scope=scope, oldest=oldest)
     await record_ingestion_batch(db, ctx.tenant.id, results)  # counters (camcount.monitoring)
     # Committed: only now is the answer sent.
     return Response(answer_json(results), media_type="application/json")
