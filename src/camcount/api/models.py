@@ -8,9 +8,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from camcount.accounts.roles import Role
+from camcount.counting.cameras import MAX_LOCATION
 
+# Length bounds checked before the actions' own validators, and shown in the OpenAPI schema.
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+TimeZone = Annotated[str, Field(max_length=64)]
+Location = Annotated[str, Field(max_length=MAX_LOCATION)]
+Status = Annotated[str, Field(max_length=20)]
+Email = Annotated[str, Field(min_length=3, max_length=254)]
+Password = Annotated[str, Field(min_length=8, max_length=256)]
 
 
 class Strict(BaseModel):
@@ -19,9 +26,7 @@ class Strict(BaseModel):
 
 class SiteIn(Strict):
     name: Name
-    timezone: Annotated[
-        str | None, Field(max_length=64, description="IANA time zone; default: the tenant's")
-    ] = None
+    timezone: Annotated[TimeZone | None, Field(description="IANA time zone; default: the tenant's")] = None
     business_hours: dict[str, Any] | None = Field(
         default=None, description='{"mon": [["08:00", "20:00"]], ...} in local time; empty = always open'
     )
@@ -29,7 +34,7 @@ class SiteIn(Strict):
 
 class SitePatch(Strict):
     name: Name | None = None
-    timezone: Annotated[str | None, Field(max_length=64)] = None
+    timezone: TimeZone | None = None
     business_hours: dict[str, Any] | None = None
 
 
@@ -45,16 +50,16 @@ class SiteOut(BaseModel):
 class CameraIn(Strict):
     site_id: Id
     name: Name
-    location: Annotated[str | None, Field(max_length=500)] = None
-    status: Annotated[str | None, Field(max_length=20, description="active, inactive or maintenance")] = None
+    location: Location | None = None
+    status: Annotated[Status | None, Field(description="active, inactive or maintenance")] = None
     config: dict[str, Any] | None = Field(default=None, description="counting line and detector settings")
 
 
 class CameraPatch(Strict):
     site_id: Id | None = None
     name: Name | None = None
-    location: Annotated[str | None, Field(max_length=500)] = None
-    status: Annotated[str | None, Field(max_length=20)] = None
+    location: Location | None = None
+    status: Status | None = None
     config: dict[str, Any] | None = None
 
 
@@ -72,15 +77,15 @@ class CameraOut(BaseModel):
 
 class UserIn(Strict):
     username: Annotated[str, Field(min_length=1, max_length=64)]
-    email: Annotated[str, Field(min_length=3, max_length=254)]
+    email: Email
     role: Role = Role.USER
-    password: Annotated[str, Field(min_length=8, max_length=256)]
+    password: Password
 
 
 class UserPatch(Strict):
-    email: Annotated[str | None, Field(min_length=3, max_length=254)] = None
+    email: Email | None = None
     role: Role | None = None
-    password: Annotated[str | None, Field(min_length=8, max_length=256)] = None
+    password: Password | None = None
     is_active: bool | None = None
 
 
