@@ -21,7 +21,7 @@ from camcount.db.scope import tenant_transaction
 from camcount.errors import AuthenticationFailed, Conflict, InvalidInput, PermissionDenied
 from camcount.limits.entities import limit_for, reserve_entity
 from camcount.tenancy.models import Tenant
-from camcount.tenancy.validation import excerpt, validate_choice
+from camcount.tenancy.validation import excerpt, validate_choice, validate_pattern
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 EMAIL_RE = re.compile(r"[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}")
@@ -50,12 +50,12 @@ _BY_USERNAME = sql.SQL("SELECT {} FROM users WHERE lower(username) = lower(%s)")
 
 
 def validate_username(value: str) -> str:
-    if not USERNAME_RE.fullmatch(value):
-        raise InvalidInput(
-            "username",
-            f"{excerpt(value)} must be 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit",
-        )
-    return value
+    return validate_pattern(
+        value,
+        USERNAME_RE,
+        field="username",
+        rule="must be 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit",
+    )
 
 
 def validate_email(value: str) -> str:

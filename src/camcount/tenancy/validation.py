@@ -33,15 +33,22 @@ def excerpt(value: str, limit: int = 40) -> str:
     return repr(shown)
 
 
+def validate_pattern(value: str, pattern: re.Pattern[str], *, field: str, rule: str) -> str:
+    """``value`` when ``pattern`` matches all of it; otherwise InvalidInput: its excerpt, then ``rule``."""
+    if not pattern.fullmatch(value):
+        raise InvalidInput(field, f"{excerpt(value)} {rule}")
+    return value
+
+
 def validate_slug(slug: str) -> str:
     if not 3 <= len(slug) <= 50:
         raise InvalidInput("slug", f"must be 3 to 50 characters long, got {len(slug)}")
-    if not SLUG_RE.fullmatch(slug):
-        raise InvalidInput(
-            "slug",
-            f"{excerpt(slug)} may contain only lowercase letters, digits and hyphens, "
-            "and must start and end with a letter or digit",
-        )
+    validate_pattern(
+        slug,
+        SLUG_RE,
+        field="slug",
+        rule="may contain only lowercase letters, digits and hyphens, and must start and end with a letter or digit",
+    )
     if "--" in slug:
         raise InvalidInput("slug", f"{excerpt(slug)} must not contain two hyphens in a row")
     if slug in RESERVED_SLUGS:
@@ -91,22 +98,22 @@ def validate_timezone(name: str, field: str = "timezone") -> str:
 
 
 def validate_config_key(key: str) -> str:
-    if not CONFIG_KEY_RE.fullmatch(key):
-        raise InvalidInput(
-            "key",
-            f"{excerpt(key)} must start with a lowercase letter and contain only lowercase letters, "
-            "digits, '_' and '.' (at most 64 characters)",
-        )
-    return key
+    return validate_pattern(
+        key,
+        CONFIG_KEY_RE,
+        field="key",
+        rule="must start with a lowercase letter and contain only lowercase letters, digits, '_' and '.' "
+        "(at most 64 characters)",
+    )
 
 
 def validate_server_name(name: str) -> str:
-    if not SERVER_NAME_RE.fullmatch(name):
-        raise InvalidInput(
-            "server",
-            f"{excerpt(name)} must be 1 to 32 lowercase letters, digits, '_' or '-', starting with a letter",
-        )
-    return name
+    return validate_pattern(
+        name,
+        SERVER_NAME_RE,
+        field="server",
+        rule="must be 1 to 32 lowercase letters, digits, '_' or '-', starting with a letter",
+    )
 
 
 def validate_choice(value: str, choices: list[str] | tuple[str, ...], field: str) -> str:
