@@ -74,6 +74,7 @@ def select_by_id(*, table: str, columns: Sequence[str]) -> sql.Composed:
 async def insert_row(
     conn: AsyncConnection, *, table: str, values: Mapping[str, object], returning: Sequence[str]
 ) -> Row:
+    """Insert one row (``values``: column to value, ``tenant_id`` included); its ``returning`` columns."""
     query = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
         sql.Identifier(table),
         identifiers(values),
