@@ -48,3 +48,17 @@ async def test_a_malformed_counting_config_is_refused_with_the_field_named(
     )  # fmt: skip
     assert ok.status_code == 201, ok.text
     assert ok.json()["config"] == good
+
+
+async def test_business_hours_off_the_quarter_hour_are_refused_when_saved(
+    api: httpx.AsyncClient, make_api_tenant: ApiTenantFactory
+) -> None:
+    # The count queries filter 15-minute rollups by business hours; 08:05 could not be exact.
+    tenant = await make_api_tenant("pooled")
+    bad = await api.post(f"/t/{tenant.slug}/sites", json={"name": "HQ", "timezone": "UTC",
+                         "business_hours": {"mon": [["08:05", "18:00"]]}}, headers=tenant.headers)  # fmt: skip
+    assert bad.status_code == 422, bad.text
+    assert "business_hours" in bad.text
+    good = await api.post(f"/t/{tenant.slug}/sites", json={"name": "HQ", "timezone": "UTC",
+                          "business_hours": {"mon": [["08:15", "18:00"]]}}, headers=tenant.headers)  # fmt: skip
+    assert good.status_code == 201, good.text

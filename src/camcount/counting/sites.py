@@ -1,20 +1,20 @@
 """A tenant's sites: a store or a gate, with an IANA time zone and business hours.
 
-Business hours are ``{"mon": [["08:00", "20:00"]], ...}`` in the site's local time (days ``mon``
-to ``sun``; up to 4 intervals a day; ``"24:00"`` may end a day); an empty object means always open.
+Business hours are ``{"mon": [["08:00", "20:00"]], ...}`` in the site's local time, checked by
+:mod:`camcount.counting.business_hours` (the same rules the count queries rely on: quarter hours,
+so the business-hours filter is exact on 15-minute rollups); an empty object means always open.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import pairwise
 from typing import Any
 
 from psycopg import errors
 from psycopg.types.json import Jsonb
 
+from camcount.counting.business_hours import validate_business_hours
 from camcount.db import crud
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
@@ -22,10 +22,6 @@ from camcount.errors import Conflict, InvalidInput
 from camcount.limits.entities import limit_for, reserve_entity
 from camcount.tenancy.models import Tenant
 from camcount.tenancy.validation import validate_name, validate_timezone
-
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_TIME_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d|24:00")
-MAX_INTERVALS = 4
 
 
 @dataclass(frozen=True)
@@ -39,38 +35,6 @@ class Site:
 
 
 _COLUMNS = crud.columns_of(Site)
-
-
-def validate_business_hours(value: Any, field: str = "business_hours") -> dict[str, list[list[str]]]:
-    if not isinstance(value, dict):
-        raise InvalidInput(field, 'must be an object such as {"mon": [["08:00", "20:00"]]}')
-    result: dict[str, list[list[str]]] = {}
-    for day, intervals in value.items():
-        if day not in DAYS:
-            raise InvalidInput(f"{field}.{str(day)[:10]}", f"is not a day; use {', '.join(DAYS)}")
-        if not isinstance(intervals, list) or len(intervals) > MAX_INTERVALS:
-            raise InvalidInput(
-                f"{field}.{day}", f"must be a list of at most {MAX_INTERVALS} [start, end] pairs"
-            )
-        cleaned: list[list[str]] = []
-        for index, interval in enumerate(intervals):
-            where = f"{field}.{day}.{index}"
-            if (
-                not isinstance(interval, list | tuple)
-                or len(interval) != 2
-                or not all(isinstance(t, str) and _TIME_RE.fullmatch(t) for t in interval)
-            ):
-                raise InvalidInput(where, 'must be [start, end] as "HH:MM" (00:00 to 24:00)')
-            start, end = interval
-            if start >= end or start == "24:00":
-                raise InvalidInput(where, "must start before it ends")
-            cleaned.append([start, end])
-        cleaned.sort()
-        for previous, current in pairwise(cleaned):
-            if current[0] < previous[1]:
-                raise InvalidInput(f"{field}.{day}", "intervals must not overlap")
-        result[day] = cleaned
-    return result
 
 
 @dataclass(frozen=True)
