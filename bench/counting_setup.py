@@ -129,8 +129,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def api_server(settings: Settings, *, pythonpath: str | None = None) -> Iterator[str]:
-    """``uvicorn camcount.app:create_app`` (1 worker, uvloop, httptools) on a free port.
+def api_server(settings: Settings, *, pythonpath: str | None = None, workers: int = 1) -> Iterator[str]:
+    """``uvicorn camcount.app:create_app`` (uvloop, httptools) on a free port, with limits enforced.
 
     ``pythonpath``: import camcount from there (another checkout's ``src``) instead of this tree.
     """
@@ -143,15 +143,12 @@ def api_server(settings: Settings, *, pythonpath: str | None = None) -> Iterator
         CAMCOUNT_JWT_SECRET=JWT_SECRET,
         CAMCOUNT_HOME=str(settings.home),
         CAMCOUNT_BENCH_ENDPOINTS="true",
-        # Off: under concurrent 1,000-event batches the events quota meter refused far below its
-        # limit (reported to the limits owner); rate limits cost little either way.
-        CAMCOUNT_LIMITS_ENFORCED="false",
     )
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "camcount.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+         "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
          "--log-level", "warning"],
         env=env,
     )  # fmt: skip

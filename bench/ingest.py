@@ -204,7 +204,7 @@ async def main(args: argparse.Namespace) -> None:
         key = await add_device_key(db, tenant)
         await lift_limits(db, tenant)
         with ExitStack() as servers:
-            base = servers.enter_context(api_server(settings))
+            base = servers.enter_context(api_server(settings, workers=args.workers))
             bases = {"api": base}
             if args.baseline_tree:
                 src = str(Path(args.baseline_tree).resolve() / "src")
@@ -259,7 +259,8 @@ def report(
 Measured {stamp()} on {header}. Figures were taken under load from other engineers' work on the
 same 2 cores; compare the ratios, not the absolute numbers.
 
-Command: `.venv/bin/python -m bench.ingest --batches {args.batches} --rounds {args.rounds} --concurrency {args.concurrency}`
+Command: `.venv/bin/python -m bench.ingest --batches {args.batches} --rounds {args.rounds} --concurrency {args.concurrency} --workers {args.workers}`
+(the API with {args.workers} uvicorn worker(s), quotas and rate limits enforced, the tenant's limits raised out of the way)
 (batches of 1,000 events, {args.batches * 1000:,} fresh events per path and round, paths interleaved in
 random order each round, {args.concurrency} concurrent client(s) in every path, one pooled tenant with 10 cameras
 in a dedicated database `{DBNAME}`).
@@ -288,6 +289,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=40, help="batches of 1,000 per path and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the API")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument(
         "--baseline-tree", help="another checkout whose POST /events is measured too, as api-baseline"

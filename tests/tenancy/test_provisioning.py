@@ -12,7 +12,13 @@ from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.errors import Conflict, InvalidInput
 from camcount.tenancy.models import Placement, Status
-from camcount.tenancy.partitions import add_months, ensure_partitions, month_start, partition_name
+from camcount.tenancy.partitions import (
+    PROVISIONED_PARTITIONS_AHEAD,
+    add_months,
+    ensure_partitions,
+    month_start,
+    partition_name,
+)
 from camcount.tenancy.placements import database_name_for, template_database_name
 from camcount.tenancy.provisioning import TenantRequest, create_tenant
 from tests.fixtures.tenants import unique_slug
@@ -62,7 +68,7 @@ async def test_a_new_tenant_gets_its_storage_limits_and_default_configuration(
             (tenant.schema_name,),
         )
         row = await cur.fetchone()
-        assert row is not None and row[0] >= 4 + 1  # this month, three ahead, and the default
+        assert row is not None and row[0] >= PROVISIONED_PARTITIONS_AHEAD + 2  # this month, next, default
     if tenant.placement is Placement.SCHEMA:
         assert await _exists(db, "SELECT 1 FROM pg_namespace WHERE nspname = %s", tenant.schema_name)
     if tenant.placement is Placement.DATABASE:
@@ -147,7 +153,7 @@ async def test_a_database_tenant_failing_after_its_database_exists_leaves_no_row
 ) -> None:
     # Sabotage the template: next month's partition name is taken by a plain table, so the step
     # after CREATE DATABASE (partitions ahead) fails inside the new database.
-    blocker = partition_name(add_months(month_start(datetime.now(UTC).date()), 3))
+    blocker = partition_name(add_months(month_start(datetime.now(UTC).date()), PROVISIONED_PARTITIONS_AHEAD))
     template = template_database_name(db.main_dbname)
     async with db.owner(template) as conn, conn.transaction():
         await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("tenant", blocker)))

@@ -46,7 +46,14 @@ from camcount.errors import CamcountError
 from camcount.limits.entities import ENTITY_RESOURCES
 from camcount.tenancy.lifecycle import list_tenants
 from camcount.tenancy.models import Status, Tenant
-from camcount.tenancy.partitions import existing_partitions, months_window, partition_name
+from camcount.tenancy.partitions import (
+    PROVISIONED_PARTITIONS_AHEAD,
+    existing_partitions,
+    months_window,
+    partition_name,
+)
+
+PARTITIONS_GRACE = timedelta(hours=2)  # two runs of the hourly partitions job
 
 
 class HealthStatus(StrEnum):
@@ -328,7 +335,11 @@ async def _target_issues(
         issues.append(Issue("migrations_behind", HealthStatus.CRITICAL,
                             f"migrations behind: {', '.join(missing_versions)} not applied; run `camcount migrate`",
                             {"pending": missing_versions}))  # fmt: skip
-    months = months_window(now.astimezone(UTC).date(), behind=0, ahead=policy.partitions_ahead)
+    # Provisioning creates this month's and next month's partitions; the hourly partitions job
+    # adds the rest, so a tenant younger than two job runs is only held to those two.
+    young = tenant.created_at is not None and now - tenant.created_at < PARTITIONS_GRACE
+    ahead = min(policy.partitions_ahead, PROVISIONED_PARTITIONS_AHEAD) if young else policy.partitions_ahead
+    months = months_window(now.astimezone(UTC).date(), behind=0, ahead=ahead)
     missing = [m for m in months if partition_name(m) not in have]
     if missing:
         current_missing = missing[0] == months[0]

@@ -26,7 +26,7 @@ from camcount.tenancy.bootstrap import drop_database as drop_tenant_database
 from camcount.tenancy.lifecycle import SELECT_BY_SLUG as _SELECT_BY_SLUG
 from camcount.tenancy.lifecycle import get_tenant_by_slug, lock_tenant_slug
 from camcount.tenancy.models import TENANT_COLUMNS, Placement, Status, Tenant, tenant_from_row
-from camcount.tenancy.partitions import ensure_partitions
+from camcount.tenancy.partitions import PROVISIONED_PARTITIONS_AHEAD, ensure_partitions
 from camcount.tenancy.placements import database_name_for, schema_name_for, template_database_name
 from camcount.tenancy.validation import (
     validate_choice,
@@ -243,7 +243,7 @@ async def _create_schema_storage(conn: AsyncConnection, db: Database, tenant: Te
     """Schema placement: its own schema and tables. Pooled uses the shared schema; database waits."""
     if tenant.placement is Placement.SCHEMA:
         await ledger.apply_pending(conn, tenant.schema_name, ledger.load_migrations(ledger.TENANT_TREE))
-        await ensure_partitions(conn, tenant.schema_name, ahead=db.settings.partitions_ahead_months)
+        await ensure_partitions(conn, tenant.schema_name, ahead=PROVISIONED_PARTITIONS_AHEAD)
         await grant_tenant_schema(conn, tenant.schema_name, db.settings)
 
 
@@ -263,7 +263,7 @@ async def _create_database_storage(
         async with db.owner(tenant.database_name, server=tenant.server) as conn, conn.transaction():
             # The template is kept migrated; this catches up if a migration landed in between.
             await ledger.apply_pending(conn, tenant.schema_name, ledger.load_migrations(ledger.TENANT_TREE))
-            await ensure_partitions(conn, tenant.schema_name, ahead=db.settings.partitions_ahead_months)
+            await ensure_partitions(conn, tenant.schema_name, ahead=PROVISIONED_PARTITIONS_AHEAD)
             await grant_tenant_schema(conn, tenant.schema_name, db.settings)
         async with control.transaction():
             await control.execute(
