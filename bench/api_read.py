@@ -74,7 +74,7 @@ async def _provision(settings: Settings, placement: str) -> tuple[str, int, str]
         camera = await create_camera(
             db,
             tenant,
-            CameraFields.parse(site_id=site.id, name="Door", config={"line": [[0, 0.5], [1, 0.5]]}),
+            CameraFields.parse(site_id=site.id, name="Door", config={"line": [0, 180, 640, 180]}),
         )
     token = TokenService.from_settings(settings).issue(tenant_id=tenant.id, user_id=user.id, role=user.role)
     return tenant.slug, camera.id, token

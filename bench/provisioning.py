@@ -28,7 +28,7 @@ from camcount.db import migrations as ledger
 from camcount.db.pools import Database
 from camcount.runtime import open_database
 from camcount.tenancy.bootstrap import initialize
-from camcount.tenancy.partitions import ensure_partitions
+from camcount.tenancy.partitions import PROVISIONED_PARTITIONS_AHEAD, ensure_partitions
 from camcount.tenancy.placements import template_database_name
 from camcount.tenancy.provisioning import TenantRequest, create_tenant
 
@@ -90,7 +90,7 @@ async def bare_samples(db: Database, placement: str, count: int) -> list[float]:
             await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
             await conn.execute("SELECT set_config('search_path', %s, true)", (name,))
             await conn.execute(tenant_sql)
-            await ensure_partitions(conn, name, ahead=db.settings.partitions_ahead_months)
+            await ensure_partitions(conn, name, ahead=PROVISIONED_PARTITIONS_AHEAD)
 
     async def database(i: int) -> None:
         name = f"{db.main_dbname}_bare{run}{i}"
