@@ -288,20 +288,10 @@ async def bucketed_counts(
         "end": scope.end,
         "limit": limit + 1,
     }
-    filters: list[sql.Composable] = []
-    if scope.count_types:
-        filters.append(sql.SQL("AND r.count_type = ANY(%(types)s)"))
-        params["types"] = sorted(set(scope.count_types))
+    filters, after_clause = _rollup_filters(scope, query, after, params)
     if query.business_hours:
         filters.append(sql.SQL(_BUSINESS_HOURS))
         params.update(_business_hours_params(places))
-    after_clause: sql.Composable = sql.SQL("")
-    if after is not None:
-        bucket, timezone, key = _count_key(after, query.group_by)
-        # bucket >= the cursor's bucket implies bucket_start >= it: the rollup index narrows the scan.
-        filters.append(sql.SQL("AND r.bucket_start >= %(k_bucket)s"))
-        after_clause = sql.SQL("WHERE (bucket, timezone, key) > (%(k_bucket)s, %(k_tz)s, %(k_key)s)")
-        params.update(k_bucket=bucket, k_tz=timezone, k_key=key)
     statement = sql.SQL(_COUNTS).format(
         key=sql.SQL(_KEY_COLUMN[query.group_by]),
         filters=sql.SQL(" ").join(filters),
@@ -386,16 +376,7 @@ async def fetch_counts(
         places.append(sql.SQL("c.site_id = ANY(%(sites)s)"))
         params["sites"] = sorted(set(scope.site_ids))
         sites = sql.SQL("(SELECT count(*) FROM sites WHERE id = ANY(%(sites)s))")
-    filters: list[sql.Composable] = []
-    if scope.count_types:
-        filters.append(sql.SQL("AND r.count_type = ANY(%(types)s)"))
-        params["types"] = sorted(set(scope.count_types))
-    after_clause: sql.Composable = sql.SQL("")
-    if after is not None:
-        bucket, timezone, key = _count_key(after, query.group_by)
-        filters.append(sql.SQL("AND r.bucket_start >= %(k_bucket)s"))
-        after_clause = sql.SQL("WHERE (bucket, timezone, key) > (%(k_bucket)s, %(k_tz)s, %(k_key)s)")
-        params.update(k_bucket=bucket, k_tz=timezone, k_key=key)
+    filters, after_clause = _rollup_filters(scope, query, after, params)
     statement = sql.SQL(_COUNTS_ONE).format(
         places=sql.SQL(" AND ").join(places),
         sites=sites,
@@ -415,6 +396,24 @@ async def fetch_counts(
     items = [_count_json(row, query.group_by) for row in buckets]
     next_key = [buckets[-1][0].isoformat(), buckets[-1][1], buckets[-1][2]] if more else None
     return Page(items, next_key)
+
+
+def _rollup_filters(
+    scope: Scope, query: CountsQuery, after: Sequence[Any] | None, params: dict[str, Any]
+) -> tuple[list[sql.Composable], sql.Composable]:
+    """The count-type filter and the keyset cursor, shared by both counts statements (adds params)."""
+    filters: list[sql.Composable] = []
+    if scope.count_types:
+        filters.append(sql.SQL("AND r.count_type = ANY(%(types)s)"))
+        params["types"] = sorted(set(scope.count_types))
+    after_clause: sql.Composable = sql.SQL("")
+    if after is not None:
+        bucket, timezone, key = _count_key(after, query.group_by)
+        # bucket >= the cursor's bucket implies bucket_start >= it: the rollup index narrows the scan.
+        filters.append(sql.SQL("AND r.bucket_start >= %(k_bucket)s"))
+        after_clause = sql.SQL("WHERE (bucket, timezone, key) > (%(k_bucket)s, %(k_tz)s, %(k_key)s)")
+        params.update(k_bucket=bucket, k_tz=timezone, k_key=key)
+    return filters, after_clause
 
 
 def _business_hours_params(places: Sequence[CameraPlace]) -> dict[str, list[int]]:
