@@ -75,8 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(AccessLogMiddleware)  # outermost: logs and measures every answer (camcount.monitoring)
+    app.add_middleware(AccessLogMiddleware)  # logs and measures every answer (camcount.monitoring)
+    if settings.limits_enforced:
+        # Outermost: RateLimit headers, and a flooding credential refused before any other work.
+        app.add_middleware(RateLimitHeadersMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(monitoring.metrics_router)  # GET /metrics, operator token

@@ -21,11 +21,12 @@ no database write per request). Answers carry ``RateLimit-Limit``, ``RateLimit-R
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +36,8 @@ from camcount.db.pools import Database
 from camcount.errors import TooManyRequests
 from camcount.limits.quotas import API_CALLS, EVENTS, QuotaMeter
 from camcount.limits.storage import check_storage_allows_ingest
+from camcount.monitoring import metrics
+from camcount.monitoring.http import route_template
 from camcount.tenancy.models import Tenant
 from limits import RateLimitItem, RateLimitItemPerSecond
 
@@ -68,24 +71,76 @@ class Rates:
     device: int
 
 
-def _storage(redis_url: str | None, namespace: str) -> Storage:
-    if redis_url:
-        scheme, _, rest = redis_url.partition("://")
-        return RedisStorage(
-            f"async+{scheme}://{rest}", implementation="redispy", key_prefix=f"camcount_rl:{namespace}"
-        )
-    return MemoryStorage()
+def _storage(redis_url: str, namespace: str) -> Storage:
+    scheme, _, rest = redis_url.partition("://")
+    return RedisStorage(
+        f"async+{scheme}://{rest}", implementation="redispy", key_prefix=f"camcount_rl:{namespace}"
+    )
+
+
+class LocalWindows:
+    """The ``limits`` sliding window counter's arithmetic, in process and synchronous.
+
+    Same semantics as ``SlidingWindowCounterRateLimiter`` over ``MemoryStorage``: windows of
+    ``expiry`` seconds aligned on the epoch, the previous window's count weighted by the part of it
+    still inside the sliding window, a hit admitted when ``floor(weighted) + 1 <= limit``. Without
+    the library's awaits, key strings and expiry timers it costs a dictionary look-up: this is the
+    hot path of every request when there is no Redis. Stale keys are dropped as the table grows.
+    """
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, ...], list[int]] = {}  # key -> [window index, current, previous]
+        self._prune_at = 1024
+
+    def hit(self, key: tuple[str, ...], limit: int, expiry: int, now: float) -> tuple[bool, int, float]:
+        """Take one unit if the window allows; returns (admitted, remaining, seconds to reset)."""
+        index = int(now // expiry)
+        entry = self._windows.get(key)
+        if entry is None:
+            entry = self._windows[key] = [index, 0, 0]
+            if len(self._windows) > self._prune_at:
+                self._prune(index)
+        elif entry[0] != index:
+            entry[2] = entry[1] if entry[0] == index - 1 else 0
+            entry[0], entry[1] = index, 0
+        previous, current = entry[2], entry[1]
+        previous_ttl = (1 - ((now - expiry) / expiry) % 1) * expiry if previous else 0.0
+        weighted = previous * previous_ttl / expiry + current
+        admitted = math.floor(weighted) + 1 <= limit
+        if admitted:
+            current = entry[1] = current + 1
+            weighted += 1
+        remaining = max(0, limit - math.floor(weighted))
+        # Reset as the library's get_window_stats computes it.
+        reset_in = math.inf
+        if previous:
+            reset_in = previous_ttl % (expiry / previous)
+        if current:
+            reset_in = min(reset_in, ((1 - (now / expiry) % 1) * expiry + expiry) % expiry)
+        return admitted, remaining, 0.0 if reset_in == math.inf else reset_in
+
+    def _prune(self, index: int) -> None:
+        self._windows = {k: v for k, v in self._windows.items() if v[0] >= index - 1}
+        self._prune_at = max(1024, 2 * len(self._windows))
 
 
 class RateLimiter:
-    """Named buckets over ``limits``: ``hit`` admits or raises RateLimited.
+    """Named buckets: ``hit`` admits or raises RateLimited.
 
-    ``namespace`` (the main database's name) keeps deployments that share one Redis apart.
+    With ``redis_url`` the buckets are the ``limits`` library's sliding window counters in Redis,
+    shared by every process; ``namespace`` (the main database's name) keeps deployments that share
+    one Redis apart. Without it, :class:`LocalWindows` in process (the same arithmetic).
     """
 
     def __init__(self, redis_url: str | None = None, namespace: str = "camcount") -> None:
-        self.storage = _storage(redis_url, namespace)
-        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
+        self.local: LocalWindows | None = None
+        self.limiter: SlidingWindowCounterRateLimiter | None = None
+        if redis_url:
+            self.storage: Storage | None = _storage(redis_url, namespace)
+            self.limiter = SlidingWindowCounterRateLimiter(self.storage)
+        else:
+            self.storage = None
+            self.local = LocalWindows()
         self._items: dict[int, RateLimitItem] = {}
 
     def _item(self, rate: int) -> RateLimitItem:
@@ -96,13 +151,18 @@ class RateLimiter:
 
     async def hit(self, who: str, rate: int, *key: str) -> tuple[int, int]:
         """Take one request from the bucket; returns (remaining, seconds to reset)."""
-        item = self._item(rate)
-        allowed = await self.limiter.hit(item, who, *key)
-        stats = await self.limiter.get_window_stats(item, who, *key)
-        reset = max(1, int(stats.reset_time - time.time() + 0.999))
+        if self.local is not None:
+            allowed, remaining, reset_in = self.local.hit((who, *key), rate, WINDOW_SECONDS, time.time())
+        else:
+            assert self.limiter is not None
+            item = self._item(rate)
+            allowed = await self.limiter.hit(item, who, *key)
+            stats = await self.limiter.get_window_stats(item, who, *key)
+            remaining, reset_in = stats.remaining, stats.reset_time - time.time()
+        reset = max(1, int(reset_in + 0.999))
         if not allowed:
             raise RateLimited(who, rate, reset)
-        return stats.remaining, reset
+        return remaining, reset
 
 
 class Enforcer:
@@ -144,8 +204,8 @@ class Enforcer:
         self._rates[tenant.id] = (time.monotonic(), rates)
         return rates
 
-    async def admit(self, tenant: Tenant, principal: Any) -> dict[str, str]:
-        """Admit one request or raise TooManyRequests; returns the RateLimit headers to send."""
+    async def admit(self, tenant: Tenant, principal: Any) -> list[tuple[bytes, bytes]]:
+        """Admit one request or raise TooManyRequests; returns the RateLimit headers to send (encoded)."""
         rates = await self.rates_for(tenant)
         tid = str(tenant.id)
         remaining, reset = await self.rate.hit("tenant", rates.tenant, tid)
@@ -157,12 +217,19 @@ class Enforcer:
             if d_remaining < remaining:
                 remaining, reset, limit = d_remaining, d_reset, rates.device
         await self.quota.consume(tenant, API_CALLS)
-        return {
-            "RateLimit-Limit": str(limit),
-            "RateLimit-Remaining": str(remaining),
-            "RateLimit-Reset": str(reset),
-            "RateLimit-Policy": f"{limit};w={WINDOW_SECONDS}",
-        }
+        fixed = _FIXED_HEADERS.get(limit)
+        if fixed is None:
+            fixed = _FIXED_HEADERS[limit] = (str(limit).encode(), f"{limit};w={WINDOW_SECONDS}".encode())
+        return [
+            (b"ratelimit-limit", fixed[0]),
+            (b"ratelimit-remaining", str(remaining).encode()),
+            (b"ratelimit-reset", b"1" if reset == 1 else str(reset).encode()),
+            (b"ratelimit-policy", fixed[1]),
+        ]
+
+
+# limit -> (RateLimit-Limit, RateLimit-Policy) values, encoded once.
+_FIXED_HEADERS: dict[int, tuple[bytes, bytes]] = {}
 
 
 async def enforce_request(request: Any, tenant: Tenant, principal: Any) -> None:
@@ -190,22 +257,27 @@ async def admit_ingest(request: Any, db: Database, tenant: Tenant, events: int) 
 class RateLimitHeadersMiddleware:
     """Pure ASGI: the RateLimit headers on every answer, and the cheap refusal of a flooding credential.
 
-    When a request was refused by a rate limit, the exact ``Authorization`` value that was refused
-    is answered 429 straight from memory (before routing, authentication and the database) for the
-    next ``PENALTY_SECONDS``: a flooding tenant then costs the process almost nothing, so it cannot
-    slow other tenants down. Only a request carrying that very credential is affected, and the bucket
-    would have refused it anyway (at most it is admitted up to 100 ms later than the window allows).
+    Installed only when limits are enforced, and **outermost**: when a request was refused by a rate
+    limit, the exact ``Authorization`` value that was refused is answered 429 straight from memory
+    for the next ``PENALTY_SECONDS``, before the access log, the request id, routing,
+    authentication and the database, and without reading the request's body. A flooding tenant
+    then costs the process almost nothing, so it cannot slow other tenants down. Those answers are
+    counted in the request metrics (method, the route of the original refusal, 429) but not written
+    to the access log one by one (that line is most of what a request costs; the refusal that
+    started the penalty is logged). Only a request carrying that very credential is affected, and
+    the bucket would have refused it anyway (at most it is admitted up to 100 ms later than the
+    window allows).
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._penalty: dict[bytes, tuple[float, bytes, list[tuple[bytes, bytes]]]] = {}
+        # credential -> (until (monotonic), body, headers, route template)
+        self._penalty: dict[bytes, tuple[float, bytes, list[tuple[bytes, bytes]], str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = scope.setdefault("state", {})  # shared by every copy of the scope made further in
         credential = b""
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -214,27 +286,31 @@ class RateLimitHeadersMiddleware:
         if credential and self._penalty:
             entry = self._penalty.get(credential)
             if entry is not None:
-                if time.monotonic() < entry[0]:
+                now = time.monotonic()
+                if now < entry[0]:
                     await send({"type": "http.response.start", "status": 429, "headers": entry[2]})
                     await send({"type": "http.response.body", "body": entry[1]})
+                    metrics.observe_request(scope.get("method", ""), entry[3], 429, time.monotonic() - now)
                     return
                 del self._penalty[credential]
+        state = scope.setdefault("state", {})  # shared by every copy of the scope made further in
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = state.get(STATE_KEY)
                 if headers:
-                    names = {name.lower() for name, _ in message.get("headers", [])}
-                    extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()
-                             if k.lower().encode() not in names]  # fmt: skip
-                    message["headers"] = [*message.get("headers", []), *extra]
+                    present = message.get("headers") or []
+                    if any(name[:10].lower() == b"ratelimit-" for name, _ in present):
+                        names = {name.lower() for name, _ in present}
+                        headers = [h for h in headers if h[0] not in names]
+                    message["headers"] = [*present, *headers]
                 elif message["status"] == 429 and credential and REFUSED_KEY in state:
-                    self._remember(credential, state[REFUSED_KEY])
+                    self._remember(credential, state[REFUSED_KEY], route_template(scope))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
-    def _remember(self, credential: bytes, exc: RateLimited) -> None:
+    def _remember(self, credential: bytes, exc: RateLimited, route: str) -> None:
         if len(self._penalty) >= PENALTY_MAX_ENTRIES:
             now = time.monotonic()
             self._penalty = {k: v for k, v in self._penalty.items() if v[0] > now}
@@ -249,4 +325,5 @@ class RateLimitHeadersMiddleware:
             (b"content-length", str(len(body)).encode()),
         ]
         headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-        self._penalty[credential] = (time.monotonic() + min(PENALTY_SECONDS, exc.retry_after), body, headers)
+        until = time.monotonic() + min(PENALTY_SECONDS, exc.retry_after)
+        self._penalty[credential] = (until, body, headers, route)
