@@ -144,6 +144,7 @@ class QuotaMeter:
         self._leases: dict[tuple[int, str], _Lease] = {}
         self._tally: dict[tuple[int, str, date], int] = {}
         self._locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._days: dict[str, tuple[datetime, datetime, date]] = {}  # zone -> its local day in UTC
         self._task: asyncio.Task[None] | None = None
 
     # -- hot path -------------------------------------------------------------------------------
@@ -166,10 +167,18 @@ class QuotaMeter:
             else:
                 await self._refill_and_take(tenant, resource, lease, n)
         lease.last_used = time.monotonic()
-        tally_key = (tenant.id, resource, local_date(now, tenant.timezone))
+        tally_key = (tenant.id, resource, self._local_day(now, tenant.timezone))
         self._tally[tally_key] = self._tally.get(tally_key, 0) + n
         used = lease.used_in_db - lease.remaining
         return QuotaState(resource, lease.limit, used, lease.period_end)
+
+    def _local_day(self, now: datetime, tz: str) -> date:
+        """``local_date(now, tz)``, from the zone's current local day ``[start, end)`` while ``now`` is in it."""
+        day = self._days.get(tz)
+        if day is None or not day[0] <= now < day[1]:
+            start, end = period_bounds("daily", now, tz)
+            day = self._days[tz] = (start, end, local_date(now, tz))
+        return day[2]
 
     def _lock(self, key: tuple[int, str]) -> asyncio.Lock:
         lock = self._locks.get(key)
