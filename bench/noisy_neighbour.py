@@ -44,8 +44,9 @@ def _b_run(url: str, headers: dict[str, str], seconds: int, rate: int) -> float:
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0] == "99%":
-            value, unit = float(parts[1].rstrip("usm")), parts[1].lstrip("0123456789.")
-            return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+            p99: float = float(parts[1].rstrip("usm"))
+            scale: float = {"us": 0.001, "ms": 1.0, "s": 1000.0}[parts[1].lstrip("0123456789.")]
+            return p99 * scale
     raise SystemExit(out)
 
 
@@ -89,11 +90,11 @@ def main() -> None:
             url_b = f"{base}/t/{b.slug}/cameras/{b.camera_id}"
             wrk(url_b, 2, 4, b.headers)  # warm-up
             for _ in range(options.rounds):
-                alone.append(wrk(url_b, options.seconds, 4, b.headers)["p99"])
+                alone.append(_b_run(url_b, b.headers, options.seconds, options.b_rate))
                 flood = _flood(
                     url_a, a.headers, options.seconds + 2, options.flood_rate, options.closed_flood
                 )
-                noisy.append(wrk(url_b, options.seconds, 4, b.headers)["p99"])
+                noisy.append(_b_run(url_b, b.headers, options.seconds, options.b_rate))
                 out = flood.communicate(timeout=60)[0].decode()
                 for line in out.splitlines():
                     if line.startswith("Requests/sec:"):
