@@ -141,3 +141,38 @@ async def test_bad_count_queries_get_422_with_the_field(
                 continue
             assert response.status_code == 422, (path, params, response.text)
             assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_counts_are_served_from_cache_until_an_ingestion_changes_them(
+    api: httpx.AsyncClient, db: Database, make_api_tenant: ApiTenantFactory
+) -> None:
+    owner = await make_api_tenant("pooled")
+    site = await make_site(db, owner.tenant, timezone="Europe/Paris")
+    camera = await make_camera(db, owner.tenant, site, name="door")
+    key = await make_device_key(db, owner.tenant, camera_id=camera)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    url = owner.url("/counts")
+    query = {"bucket": "hour", "group_by": "camera", "from": (hour - timedelta(hours=1)).isoformat(),
+             "to": (hour + timedelta(hours=1)).isoformat()}  # fmt: skip
+
+    def event(event_id: str, value: int) -> dict[str, Any]:
+        return {"event_id": event_id, "camera_id": camera, "count_type": "in", "count_value": value,
+                "occurred_at": hour.isoformat()}  # fmt: skip
+
+    sent = await api.post(
+        owner.url("/events"), json={"events": [event("a", 3)]}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert sent.status_code == 200, sent.text
+    first = await api.get(url, params=query, headers=owner.headers)
+    assert [item["total"] for item in first.json()["items"]] == [3]
+    # Written behind the API's back: a cached answer does not see it...
+    await ingest(db, owner.tenant, [CountEvent("b", camera, "in", 4, hour, 0.9)], now=datetime.now(UTC))
+    cached = await api.get(url, params=query, headers=owner.headers)
+    assert cached.json() == first.json()
+    # ...and an ingestion through the API makes every cached answer of the tenant stale.
+    sent = await api.post(
+        owner.url("/events"), json={"events": [event("c", 5)]}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert sent.json()["accepted"] == 1
+    fresh = await api.get(url, params=query, headers=owner.headers)
+    assert [item["total"] for item in fresh.json()["items"]] == [12]

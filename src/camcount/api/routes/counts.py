@@ -10,11 +10,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from camcount.api.deps import Permission, TenantContext, get_db, require
+from camcount.api.deps import Permission, TenantContext, get_cache, get_db, require
 from camcount.api.routes._keyset import MAX_CURSOR_LENGTH, decode_key, encode_key
+from camcount.cache import Cache
+from camcount.counting.aggregate_cache import cached_answer
 from camcount.counting.export import first_page, stream_csv
 from camcount.counting.queries import (
     MAX_COUNT_PAGE,
@@ -89,14 +92,23 @@ class CountParams:
 async def get_counts(
     ctx: Annotated[TenantContext, Depends(require(Permission.READ))],
     db: Annotated[Database, Depends(get_db)],
+    cache: Annotated[Cache, Depends(get_cache)],
     params: Annotated[CountParams, Depends()],
     limit: Annotated[int, Query(ge=1, le=MAX_COUNT_PAGE)] = 1000,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None,
 ) -> Response:
     after = decode_key(cursor, 3)
-    page = await fetch_counts(db, ctx.tenant.location, params.query, after=after, limit=limit)
-    body: dict[str, Any] = {"items": page.items, "next_cursor": encode_key(page.next_key)}
-    return JSONResponse(body)
+
+    async def compute() -> dict[str, Any]:
+        page = await fetch_counts(db, ctx.tenant.location, params.query, after=after, limit=limit)
+        # JSON-ready values, so a cached answer (in Redis: JSON text) and a fresh one are the same.
+        answer: dict[str, Any] = jsonable_encoder(
+            {"items": page.items, "next_cursor": encode_key(page.next_key)}
+        )
+        return answer
+
+    request_key = repr((params.query, after, limit))
+    return JSONResponse(await cached_answer(cache, ctx.tenant.id, request_key, compute))
 
 
 @router.get(

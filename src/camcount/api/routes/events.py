@@ -22,11 +22,13 @@ from pydantic import BaseModel, Field
 from camcount.api.deps import Permission, TenantContext, get_db, require
 from camcount.api.problems import problem_response
 from camcount.api.routes._keyset import MAX_CURSOR_LENGTH, decode_key, encode_key
+from camcount.counting.aggregate_cache import counts_changed
 from camcount.counting.ingest import (
     MAX_BATCH_EVENTS,
     OLDEST_ACCEPTED,
     EventRow,
     IngestScope,
+    Outcome,
     Rejected,
     answer_json,
     as_row,
@@ -156,6 +158,8 @@ async def post_events(
     async with tenant_transaction(db, ctx.tenant.location) as conn:
         results = await ingest_rows(conn, ctx.tenant.id, items, now=now, scope=scope, oldest=oldest)
     await record_ingestion_batch(db, ctx.tenant.id, results)  # counters (camcount.monitoring)
+    if any(result.status == Outcome.ACCEPTED for result in results):
+        await counts_changed(request.app.state.cache, ctx.tenant.id)  # cached /counts answers are stale
     # Committed: only now is the answer sent.
     return Response(answer_json(results), media_type="application/json")
 

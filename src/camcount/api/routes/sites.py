@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from camcount.api.deps import Db, Permission, ResourceId, TenantContext, require
+from camcount.api.deps import CacheDep, Db, Permission, ResourceId, TenantContext, require
 from camcount.api.models import SiteIn, SiteOut, SitePatch
 from camcount.api.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, page
 from camcount.counting import sites
+from camcount.counting.aggregate_cache import counts_changed
 
 router = APIRouter(tags=["sites"])
 Reader = Annotated[TenantContext, Depends(require(Permission.READ))]
@@ -45,9 +46,11 @@ async def get_site(site_id: ResourceId, ctx: Reader, db: Db) -> SiteOut:
 
 
 @router.patch("/sites/{site_id}", response_model=SiteOut, summary="Change a site")
-async def update_site(site_id: ResourceId, body: SitePatch, ctx: Manager, db: Db) -> SiteOut:
+async def update_site(site_id: ResourceId, body: SitePatch, ctx: Manager, db: Db, cache: CacheDep) -> SiteOut:
     fields = sites.SiteFields.parse(**body.model_dump())
-    return _out(await sites.update_site(db, ctx.tenant, site_id, fields))
+    site = await sites.update_site(db, ctx.tenant, site_id, fields)
+    await counts_changed(cache, ctx.tenant.id)  # a time zone or opening hours reshape its counts
+    return _out(site)
 
 
 @router.delete("/sites/{site_id}", status_code=204, summary="Delete a site (it must have no cameras)")
