@@ -19,6 +19,7 @@ from camcount.api.models import CameraIn, CameraOut, CameraPatch
 from camcount.api.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, page
 from camcount.cache import Cache
 from camcount.counting import cameras
+from camcount.counting.aggregate_cache import counts_changed
 from camcount.errors import NotFound
 
 router = APIRouter(tags=["cameras"])
@@ -91,6 +92,8 @@ async def update_camera(
         return _out(await cameras.update_camera(db, ctx.tenant, camera_id, fields))
     finally:
         await cache.delete(ctx.tenant.id, _cache_name(camera_id))  # also after a failed write: harmless
+        if fields.site_id is not None:
+            await counts_changed(cache, ctx.tenant.id)  # its counts now follow another site's time zone
 
 
 @router.delete(
