@@ -24,7 +24,7 @@ from camcount.db import crud
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.errors import InvalidInput
-from camcount.limits.entities import limit_for, reserve_entity
+from camcount.limits.entities import creating_entity
 from camcount.tenancy.models import Tenant
 from camcount.tenancy.validation import validate_name
 
@@ -77,7 +77,6 @@ async def _forget(db: Database, prefix: str) -> None:
 async def create_key(db: Database, tenant: Tenant, request: KeyRequest) -> tuple[DeviceKey, str]:
     """The new key and its plaintext, which is returned this once and never stored."""
     new = device_keys.generate()
-    limit = await limit_for(db, tenant.id, "api_keys")
     await _directory(
         db,
         "INSERT INTO control.device_key_directory (prefix, tenant_id) VALUES (%s, %s)",
@@ -92,8 +91,7 @@ async def create_key(db: Database, tenant: Tenant, request: KeyRequest) -> tuple
         "camera_id": request.camera_id,
     }
     try:
-        async with tenant_transaction(db, tenant.location) as conn:
-            await reserve_entity(conn, tenant.id, "api_keys", limit)
+        async with creating_entity(db, tenant, "api_keys") as conn:
             try:
                 row = await crud.insert_row(conn, table="api_keys", values=values, returning=_COLUMNS)
             except errors.ForeignKeyViolation:

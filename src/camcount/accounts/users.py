@@ -19,7 +19,7 @@ from camcount.db import crud
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.errors import AuthenticationFailed, Conflict, InvalidInput, PermissionDenied
-from camcount.limits.entities import limit_for, reserve_entity
+from camcount.limits.entities import creating_entity, limit_for, reserve_entity
 from camcount.tenancy.models import Tenant
 from camcount.tenancy.validation import excerpt, validate_choice, validate_pattern
 
@@ -114,9 +114,7 @@ async def create_user(
     if actor_role is not None and not may_manage(actor_role, request.role):
         raise PermissionDenied(f"a {actor_role} may not create a user with the role {request.role}")
     password_hash = await hash_password(request.password)
-    limit = await limit_for(db, tenant.id, "users")
-    async with tenant_transaction(db, tenant.location) as conn:
-        await reserve_entity(conn, tenant.id, "users", limit)
+    async with creating_entity(db, tenant, "users") as conn:
         values = {
             "tenant_id": tenant.id,
             "username": request.username,

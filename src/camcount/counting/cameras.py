@@ -19,7 +19,7 @@ from camcount.db import crud
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_fetch, tenant_transaction
 from camcount.errors import Conflict, InvalidInput, NotFound
-from camcount.limits.entities import limit_for, reserve_entity
+from camcount.limits.entities import creating_entity
 from camcount.tenancy.models import Tenant
 from camcount.tenancy.validation import validate_choice, validate_name
 
@@ -130,9 +130,7 @@ async def create_camera(db: Database, tenant: Tenant, fields: CameraFields) -> C
         raise InvalidInput("site_id", "is required")
     if fields.name is None:
         raise InvalidInput("name", "is required")
-    limit = await limit_for(db, tenant.id, "cameras")
-    async with tenant_transaction(db, tenant.location) as conn:
-        await reserve_entity(conn, tenant.id, "cameras", limit)
+    async with creating_entity(db, tenant, "cameras") as conn:
         values = {
             "tenant_id": tenant.id,
             "site_id": fields.site_id,

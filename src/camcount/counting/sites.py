@@ -19,7 +19,7 @@ from camcount.db import crud
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.errors import Conflict, InvalidInput
-from camcount.limits.entities import limit_for, reserve_entity
+from camcount.limits.entities import creating_entity
 from camcount.tenancy.models import Tenant
 from camcount.tenancy.validation import validate_name, validate_timezone
 
@@ -65,9 +65,7 @@ def _name_taken() -> Conflict:
 async def create_site(db: Database, tenant: Tenant, fields: SiteFields) -> Site:
     if fields.name is None:
         raise InvalidInput("name", "is required")
-    limit = await limit_for(db, tenant.id, "sites")
-    async with tenant_transaction(db, tenant.location) as conn:
-        await reserve_entity(conn, tenant.id, "sites", limit)
+    async with creating_entity(db, tenant, "sites") as conn:
         values = {
             "tenant_id": tenant.id,
             "name": fields.name,

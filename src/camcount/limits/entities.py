@@ -9,10 +9,15 @@ parallel creates against a limit of 10 end with exactly 10, in every placement.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from psycopg import AsyncConnection, sql
 
 from camcount.db.pools import Database
+from camcount.db.scope import tenant_transaction
 from camcount.errors import LimitReached
+from camcount.tenancy.models import Tenant
 
 # resource -> (table, condition for what counts)
 ENTITY_RESOURCES: dict[str, tuple[str, str]] = {
@@ -54,3 +59,15 @@ async def reserve_entity(
     if limit is not None and used + count > limit:
         raise LimitReached(resource, used, limit)
     return used
+
+
+@asynccontextmanager
+async def creating_entity(db: Database, tenant: Tenant, resource: str) -> AsyncIterator[AsyncConnection]:
+    """The tenant transaction that creates one ``resource``, with its limit already reserved.
+
+    Insert the new row with the yielded connection; the reservation holds until COMMIT.
+    """
+    limit = await limit_for(db, tenant.id, resource)
+    async with tenant_transaction(db, tenant.location) as conn:
+        await reserve_entity(conn, tenant.id, resource, limit)
+        yield conn
