@@ -222,18 +222,21 @@ class CountsQuery:
     business_hours: bool = False
 
 
-_COUNTS = """
-WITH place AS (
-    SELECT * FROM unnest(%(p_camera)s::bigint[], %(p_site)s::bigint[], %(p_tz)s::text[])
-           AS p (camera_id, site_id, timezone)
-), per_type AS (
+_PER_TYPE = """per_type AS (
     SELECT date_trunc(%(unit)s, r.bucket_start, p.timezone) AS bucket, p.timezone, {key} AS key,
            r.count_type, sum(r.total) AS total, sum(r.events) AS events, sum(r.confidence_sum) AS conf
     FROM place p
     JOIN counting_rollups r ON r.camera_id = p.camera_id
     WHERE r.bucket_start >= %(start)s AND r.bucket_start < %(end)s {filters}
     GROUP BY 1, 2, 3, 4
-)
+)"""
+
+# Both statements sum the rollups per bucket, key and count type the same way: ``{per_type}``.
+_COUNTS = """
+WITH place AS (
+    SELECT * FROM unnest(%(p_camera)s::bigint[], %(p_site)s::bigint[], %(p_tz)s::text[])
+           AS p (camera_id, site_id, timezone)
+), {per_type}
 SELECT bucket, timezone, key, jsonb_object_agg(count_type, total ORDER BY count_type), sum(events),
        sum(conf)
 FROM per_type
@@ -292,11 +295,7 @@ async def bucketed_counts(
     if query.business_hours:
         filters.append(sql.SQL(_BUSINESS_HOURS))
         params.update(_business_hours_params(places))
-    statement = sql.SQL(_COUNTS).format(
-        key=sql.SQL(_KEY_COLUMN[query.group_by]),
-        filters=sql.SQL(" ").join(filters),
-        after=after_clause,
-    )
+    statement = sql.SQL(_COUNTS).format(per_type=_per_type(query, filters), after=after_clause)
     cur = await conn.execute(statement, params)
     rows = await cur.fetchall()
     more = len(rows) > limit
@@ -316,14 +315,7 @@ WITH place AS (
     WHERE {places}
 ), found AS (
     SELECT (SELECT count(*) FROM place) AS cameras, {sites} AS sites
-), per_type AS (
-    SELECT date_trunc(%(unit)s, r.bucket_start, p.timezone) AS bucket, p.timezone, {key} AS key,
-           r.count_type, sum(r.total) AS total, sum(r.events) AS events, sum(r.confidence_sum) AS conf
-    FROM place p
-    JOIN counting_rollups r ON r.camera_id = p.camera_id
-    WHERE r.bucket_start >= %(start)s AND r.bucket_start < %(end)s {filters}
-    GROUP BY 1, 2, 3, 4
-), page AS (
+), {per_type}, page AS (
     SELECT bucket, timezone, key, jsonb_object_agg(count_type, total ORDER BY count_type) AS counts,
            sum(events) AS events, sum(conf) AS conf
     FROM per_type
@@ -380,8 +372,7 @@ async def fetch_counts(
     statement = sql.SQL(_COUNTS_ONE).format(
         places=sql.SQL(" AND ").join(places),
         sites=sites,
-        key=sql.SQL(_KEY_COLUMN[query.group_by]),
-        filters=sql.SQL(" ").join(filters),
+        per_type=_per_type(query, filters),
         after=after_clause,
     )
     rows = await tenant_fetch(db, location, statement.as_string(), params)
@@ -396,6 +387,12 @@ async def fetch_counts(
     items = [_count_json(row, query.group_by) for row in buckets]
     next_key = [buckets[-1][0].isoformat(), buckets[-1][1], buckets[-1][2]] if more else None
     return Page(items, next_key)
+
+
+def _per_type(query: CountsQuery, filters: list[sql.Composable]) -> sql.Composed:
+    return sql.SQL(_PER_TYPE).format(
+        key=sql.SQL(_KEY_COLUMN[query.group_by]), filters=sql.SQL(" ").join(filters)
+    )
 
 
 def _rollup_filters(
