@@ -51,6 +51,7 @@ from bench.counting_setup import (
     stamp,
     write_section,
 )
+from bench.cpu import CpuSeconds, cpu_by_group, server_pids
 from camcount.counting.ingest import CountEvent, ingest_events
 from camcount.db.pools import Database
 from camcount.db.scope import set_tenant_context, tenant_transaction
@@ -173,8 +174,7 @@ async def layer_path(db: Database, tenant: Tenant, batches: list[list[Row]], con
     return await run_parallel(batches, concurrency, work)
 
 
-async def api_path(base: str, tenant: Tenant, key: str, batches: list[list[Row]], concurrency: int) -> float:
-    bodies = [as_body(b) for b in batches]
+async def api_path(base: str, tenant: Tenant, key: str, bodies: list[bytes], concurrency: int) -> float:
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     url = f"/t/{tenant.slug}/events"
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
@@ -194,8 +194,9 @@ async def main(args: argparse.Namespace) -> None:
     header = machine()
     rng = random.Random(1)
     now = datetime.now(UTC)
-    paths = ["api", "raw", "layer"] + (["api-baseline"] if args.baseline_tree else [])
+    paths = args.paths + (["api-baseline"] if args.baseline_tree else [])
     rates: dict[str, list[float]] = {path: [] for path in paths}
+    spent: dict[str, list[CpuSeconds]] = {path: [] for path in paths}
     async with bench_database(settings, DBNAME, fresh=True) as db:
         tenant = (
             await create_tenant(db, TenantRequest.parse("bench-ingest", name="Bench ingest"), actor="bench")
@@ -209,18 +210,24 @@ async def main(args: argparse.Namespace) -> None:
             if args.baseline_tree:
                 src = str(Path(args.baseline_tree).resolve() / "src")
                 bases["api-baseline"] = servers.enter_context(api_server(settings, pythonpath=src))
+            api_pids = set().union(*(server_pids(int(url.rsplit(":", 1)[1])) for url in bases.values()))
             for round_ in range(args.rounds):
                 order = list(paths)
                 rng.shuffle(order)
                 for path in order:
                     batches = make_batches(f"{path}{round_}", args.batches, cameras, rng, now)
+                    bodies = (
+                        [as_body(b) for b in batches] if path in bases else []
+                    )  # a device's work, not measured
+                    before = cpu_by_group(api_pids)
                     if path in bases:
-                        seconds = await api_path(bases[path], tenant, key, batches, args.concurrency)
+                        seconds = await api_path(bases[path], tenant, key, bodies, args.concurrency)
                     elif path == "raw":
                         step = await raw_step(tenant.id)
                         seconds = await with_owner_connections(db, tenant, batches, args.concurrency, step)
                     else:
                         seconds = await layer_path(db, tenant, batches, args.concurrency)
+                    spent[path].append(cpu_by_group(api_pids) - before)
                     rates[path].append(args.batches * BATCH / seconds)
                     print(f"round {round_ + 1} {path:>12}: {rates[path][-1]:>9,.0f} events/s", flush=True)
         async with tenant_transaction(db, tenant.location) as conn:
@@ -229,12 +236,28 @@ async def main(args: argparse.Namespace) -> None:
     expected = args.rounds * args.batches * BATCH * len(paths)
     assert stored == expected, (stored, expected)
     summary = {path: median(values) for path, values in rates.items()}
+    events = args.rounds * args.batches * BATCH
+    cpu = {path: _per_thousand(parts, events) for path, parts in spent.items()}
+    for path, rate in summary.items():
+        c = cpu[path]
+        print(f"{path:>12}: median {rate:>9,.0f} events/s; CPU ms per 1,000 events: postgres {c.postgres:.1f}, "
+              f"api {c.api:.1f}, client {c.client:.1f}, total {c.total:.1f}")  # fmt: skip
+    if not {"api", "raw"} <= summary.keys():
+        return
     ratio = summary["api"] / summary["raw"]
-    lines = [f"{path:>12}: median {rate:>9,.0f} events/s" for path, rate in summary.items()]
-    print("\n".join(lines))
     print(f"ratio api/raw = {ratio:.2f} (target >= 0.8)")
     if not args.no_write:
-        write_section("Ingestion", report(args, header, rates, summary, ratio))
+        write_section("Ingestion", report(args, header, rates, summary, ratio, cpu))
+
+
+def _per_thousand(parts: list[CpuSeconds], events: int) -> CpuSeconds:
+    """CPU milliseconds per 1,000 events, over all rounds of a path."""
+    scale = 1e6 / events
+    return CpuSeconds(
+        postgres=sum(p.postgres for p in parts) * scale,
+        api=sum(p.api for p in parts) * scale,
+        client=sum(p.client for p in parts) * scale,
+    )
 
 
 def report(
@@ -243,6 +266,7 @@ def report(
     rates: dict[str, list[float]],
     summary: dict[str, float],
     ratio: float,
+    cpu: dict[str, CpuSeconds],
 ) -> str:
     baseline = (
         f"\n- `api-baseline`: `POST /events` served by the code of `{args.baseline_tree}` (another checkout),\n"
@@ -254,6 +278,10 @@ def report(
         f"| {path} | {summary[path]:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[path])} | "
         f"{summary[path] / summary['raw']:.2f} |"
         for path in summary
+    )
+    cpu_rows = "\n".join(
+        f"| {path} | {c.postgres:.1f} | {c.api:.1f} | {c.client:.1f} | {c.total:.1f} |"
+        for path, c in cpu.items()
     )
     return f"""
 Measured {stamp()} on {header}. Figures were taken under load from other engineers' work on the
@@ -269,16 +297,23 @@ in a dedicated database `{DBNAME}`).
 |---|---|---|---|
 {rows}
 
+CPU per 1,000 events, all rounds (`bench/cpu.py`: the API server's processes, this client, and the
+rest of the machine, which is PostgreSQL):
+
+| path | postgres ms | api server ms | client ms | total ms |
+|---|---|---|---|---|
+{cpu_rows}
+
 **Ratio `POST /events` / raw COPY + ON CONFLICT: {ratio:.2f}** (target >= 0.8).
 
-- `api`: JSON through uvicorn (1 worker, uvloop, httptools) with a device key; idempotency by
-  (camera, event_id) in `counting_event_ids`, 15-minute rollups in the same statement, answer
-  after the commit.
+- `api`: JSON through uvicorn ({args.workers} worker(s), uvloop, httptools) with a device key;
+  idempotency by (camera, event_id) in `counting_event_ids`, 15-minute rollups in the same
+  statement, answer after the commit.
 - `raw`: binary `COPY` into a temporary staging table, `INSERT INTO counting_results ... ON CONFLICT
   DO NOTHING`, one transaction per batch on long-lived owner connections (RLS is forced for the
   owner too).
-- `layer`: `ingest_events` in process (application role pool, tenant transaction: binary `COPY`
-  into an `ON COMMIT DROP` staging table, then the one ingestion statement).{baseline}
+- `layer`: `ingest_events` in process (application role pool, tenant transaction: the camera check,
+  then the one ingestion statement over seven binary arrays).{baseline}
 """
 
 
@@ -290,6 +325,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the API")
+    parser.add_argument(
+        "--paths",
+        type=lambda text: text.split(","),
+        default=["api", "raw", "layer"],
+        help="comma-separated subset of api,raw,layer (profiling one path); the ratio needs api and raw",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument(
         "--baseline-tree", help="another checkout whose POST /events is measured too, as api-baseline"

@@ -1,10 +1,10 @@
 """Idempotent ingestion of count events, with exact rollups maintained in the same statement.
 
-The batch is staged by binary ``COPY`` into a temporary table created ``ON COMMIT DROP`` inside the
-tenant-scoped transaction (``pg_temp``, so no other session sees it and nothing outlives the
-transaction), then one statement deduplicates by (camera, event_id) through ``counting_event_ids``
-(a unique key the partitioned table cannot hold), stores only the new events, adds them to the
-15-minute rollups and refreshes the cameras' ``last_delivery_at``. A retried or concurrent duplicate
+The checked batch travels to the server as seven binary arrays, one per column, and one statement
+unnests them, deduplicates by (camera, event_id) through ``counting_event_ids`` (a unique key the
+partitioned table cannot hold), stores only the new events, adds them to the 15-minute rollups and
+refreshes the cameras' ``last_delivery_at``. Nothing is staged: no temporary table, so no catalog
+writes per batch and no session state a pooled connection could carry to the next request. A retried or concurrent duplicate
 inserts nothing and adds nothing: the second inserter waits on the unique key until the first
 commits, then skips. The real tables are reached through the transaction's ``search_path`` and RLS
 confines every row to the tenant.
@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Annotated, Any, NamedTuple, NotRequired
 
 import pydantic_core
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
@@ -47,44 +47,36 @@ _OBJECT_CLASS_PATTERN = r"[a-z0-9_]{0,32}"
 _COUNT_TYPE_RE = re.compile(_COUNT_TYPE_PATTERN)
 _OBJECT_CLASS_RE = re.compile(_OBJECT_CLASS_PATTERN)
 
-# The batch's staging table: temporary (pg_temp, invisible to other sessions), dropped right after
-# the ingestion statement and, whatever happens, at COMMIT or ROLLBACK. Always named with its
-# schema, so the tenant's search_path cannot make it resolve to anything else.
-STAGING_TABLE = sql.Identifier("pg_temp", "camcount_ingest_batch")
-_STAGE = sql.SQL(
-    "CREATE TEMPORARY TABLE {} (camera_id bigint NOT NULL, event_id text NOT NULL, count_type text NOT NULL, "
-    "object_class text NOT NULL, count_value integer NOT NULL, confidence real, occurred_at timestamptz NOT NULL"
-    ") ON COMMIT DROP"
-).format(STAGING_TABLE)
-_UNSTAGE = sql.SQL("DROP TABLE {}").format(STAGING_TABLE)
-_COPY = sql.SQL(
-    "COPY {} (camera_id, event_id, count_type, object_class, count_value, confidence, occurred_at) "
-    "FROM STDIN (FORMAT BINARY)"
-).format(STAGING_TABLE)
-_COPY_TYPES = ("int8", "text", "text", "text", "int4", "float4", "timestamptz")
-
-# One statement per batch, from the staging table (b): the ledger decides which events are new
-# (in bytewise (camera_id, event_id) order: one lock order for every batch), only those are stored
-# and added to the rollups (in key order), and their cameras' last_delivery_at is refreshed (rows
-# locked in id order). It returns the events that were already stored: normally none.
-_INGEST = sql.SQL("""
-WITH fresh AS (
+# One statement per batch. The checked events travel as seven binary arrays, one per column,
+# unnested in the server: no staging table (whose CREATE and DROP wrote the catalog on every batch)
+# and no COPY round trip. The ledger decides which events are new (in bytewise (camera_id,
+# event_id) order: one lock order for every batch, so two batches that share events cannot
+# deadlock), only those are stored and added to the rollups (upserted in key order), and their
+# cameras' last_delivery_at is refreshed (rows locked in id order). It returns the events that were
+# already stored: normally none.
+_INGEST = """
+WITH batch AS (
+    SELECT * FROM unnest(%(camera_id)b::int8[], %(event_id)b::text[], %(count_type)b::text[],
+                         %(object_class)b::text[], %(count_value)b::int4[], %(confidence)b::float4[],
+                         %(occurred_at)b::timestamptz[])
+        AS b (camera_id, event_id, count_type, object_class, count_value, confidence, occurred_at)
+), fresh AS (
     INSERT INTO counting_event_ids (tenant_id, camera_id, event_id, occurred_at)
-    SELECT %(tenant_id)s, camera_id, event_id, occurred_at FROM {batch}
+    SELECT %(tenant_id)b, camera_id, event_id, occurred_at FROM batch
     ORDER BY camera_id, event_id COLLATE "C"
     ON CONFLICT DO NOTHING
     RETURNING camera_id, event_id
 ), stored AS (
     INSERT INTO counting_results (tenant_id, camera_id, event_id, count_type, object_class, count_value,
                                   confidence, occurred_at)
-    SELECT %(tenant_id)s, b.camera_id, b.event_id, b.count_type, b.object_class, b.count_value, b.confidence,
+    SELECT %(tenant_id)b, b.camera_id, b.event_id, b.count_type, b.object_class, b.count_value, b.confidence,
            b.occurred_at
-    FROM {batch} b JOIN fresh f USING (camera_id, event_id)
+    FROM batch b JOIN fresh f USING (camera_id, event_id)
     RETURNING camera_id, count_type, object_class, count_value, confidence, occurred_at
 ), rolled AS (
     INSERT INTO counting_rollups AS r (tenant_id, camera_id, count_type, object_class, bucket_start, total, events,
                                        confidence_sum)
-    SELECT %(tenant_id)s, camera_id, count_type, object_class,
+    SELECT %(tenant_id)b, camera_id, count_type, object_class,
            date_bin('15 minutes', occurred_at, '2000-01-01 00:00:00+00') AS bucket_start,
            sum(count_value), count(*), sum(coalesce(confidence, 0))
     FROM stored GROUP BY 2, 3, 4, 5
@@ -93,16 +85,17 @@ WITH fresh AS (
     SET total = r.total + EXCLUDED.total, events = r.events + EXCLUDED.events,
         confidence_sum = r.confidence_sum + EXCLUDED.confidence_sum
 ), touched AS (
-    UPDATE cameras c SET last_delivery_at = %(now)s
+    UPDATE cameras c SET last_delivery_at = %(now)b
     FROM (SELECT id FROM cameras
           WHERE id IN (SELECT camera_id FROM fresh)
-            AND (last_delivery_at IS NULL OR last_delivery_at < %(stale)s)
+            AND (last_delivery_at IS NULL OR last_delivery_at < %(stale)b)
           ORDER BY id FOR NO KEY UPDATE) locked
-    WHERE c.id = locked.id AND (c.last_delivery_at IS NULL OR c.last_delivery_at < %(now)s)
+    WHERE c.id = locked.id AND (c.last_delivery_at IS NULL OR c.last_delivery_at < %(now)b)
 )
-SELECT b.camera_id, b.event_id FROM {batch} b
+SELECT b.camera_id, b.event_id FROM batch b
 WHERE NOT EXISTS (SELECT FROM fresh f WHERE f.camera_id = b.camera_id AND f.event_id = b.event_id)
-""").format(batch=STAGING_TABLE)
+"""
+_COLUMNS = ("camera_id", "event_id", "count_type", "object_class", "count_value", "confidence", "occurred_at")
 
 _KNOWN_CAMERAS = "SELECT id, site_id FROM cameras WHERE id = ANY(%s) FOR KEY SHARE"
 
@@ -128,8 +121,8 @@ class CountEvent:
     object_class: str = ""
 
 
-# A checked event as staged: (camera_id, event_id, count_type, object_class, count_value, confidence,
-# occurred_at), the column order of the staging table. The hot path builds these straight from the
+# A checked event as sent to the server: (camera_id, event_id, count_type, object_class, count_value,
+# confidence, occurred_at), the column order of the ingestion statement's arrays. The hot path builds these straight from the
 # validated body, without an object per event.
 EventRow = tuple[int, str, str, str, int, float | None, datetime]
 
@@ -234,7 +227,7 @@ def parse_event(raw: Any) -> CountEvent | Rejected:
 
 
 def as_row(event: CountEvent | Rejected) -> EventRow | Rejected:
-    """The staging row of a checked event (a rejected one passes through)."""
+    """The row of a checked event (a rejected one passes through)."""
     if isinstance(event, Rejected):
         return event
     e = event
@@ -271,7 +264,7 @@ _WIRE_BATCH = TypeAdapter(_WireBatch)
 
 
 def parse_batch_json(body: bytes) -> list[EventRow] | None:
-    """The staging rows of a body in which every event is well formed, or None for anything else.
+    """The rows of a body in which every event is well formed, or None for anything else.
 
     One pass in Rust (pydantic) instead of ``json.loads`` and :func:`parse_event` per event. None
     means "use the per-event path": it never changes an answer, only how fast it is found.
@@ -355,7 +348,7 @@ async def ingest_rows(
     scope: IngestScope = UNRESTRICTED,
     oldest: datetime = OLDEST_ACCEPTED,
 ) -> list[EventResult]:
-    """:func:`ingest_events` for events already in staging-row form (the HTTP hot path).
+    """:func:`ingest_events` for events already in row form (the HTTP hot path).
 
     ``oldest``: events before it are refused (the tenant's retention boundary, see
     :mod:`camcount.tenancy.retention`).
@@ -391,7 +384,7 @@ async def ingest_rows(
         else:
             candidates[key] = index
             fresh_rows.append(item)
-    if camera_ids:  # the staging table exists
+    if fresh_rows:
         already = await _store(conn, tenant_id, fresh_rows, now)
         for key, index in candidates.items():
             if key in already:
@@ -402,39 +395,26 @@ async def ingest_rows(
 
 
 async def _known_cameras(conn: AsyncConnection, camera_ids: set[int]) -> dict[int, int]:
-    """Camera id → site id for the tenant's cameras among ``camera_ids``, locked against deletion.
-
-    When there are some, the staging table is created in the same round trip.
-    """
+    """Camera id → site id for the tenant's cameras among ``camera_ids``, locked against deletion."""
     if not camera_ids:
         return {}
-    async with conn.pipeline():
-        cur = await conn.execute(_KNOWN_CAMERAS, (sorted(camera_ids),))
-        await conn.execute(_STAGE)
+    cur = await conn.execute(_KNOWN_CAMERAS, (sorted(camera_ids),))
     return {int(row[0]): int(row[1]) for row in await cur.fetchall()}
 
 
 async def _store(
     conn: AsyncConnection, tenant_id: int, rows: list[EventRow], now: datetime
 ) -> set[tuple[int, str]]:
-    """Stage ``rows`` (binary COPY), run the ingestion statement, drop the staging table.
+    """Run the ingestion statement over ``rows``.
 
     Returns the (camera_id, event_id) of rows that were already stored (by an earlier or a
-    concurrent, committed batch). The staging table exists (``_known_cameras`` created it).
+    concurrent, committed batch).
     """
-    already: set[tuple[int, str]] = set()
-    if rows:
-        async with conn.cursor().copy(_COPY) as copy:
-            copy.set_types(_COPY_TYPES)
-            for row in rows:
-                await copy.write_row(row)
-    async with conn.pipeline():
-        if rows:
-            cur = await conn.execute(
-                _INGEST,
-                {"tenant_id": tenant_id, "now": now, "stale": now - LAST_DELIVERY_PRECISION},
-            )
-        await conn.execute(_UNSTAGE)
-    if rows:
-        already = {(int(camera_id), str(event_id)) for camera_id, event_id in await cur.fetchall()}
-    return already
+    if not rows:
+        return set()
+    params: dict[str, Any] = dict(
+        zip(_COLUMNS, (list(column) for column in zip(*rows, strict=True)), strict=True)
+    )
+    params.update(tenant_id=tenant_id, now=now, stale=now - LAST_DELIVERY_PRECISION)
+    cur = await conn.execute(_INGEST, params)
+    return {(int(camera_id), str(event_id)) for camera_id, event_id in await cur.fetchall()}

@@ -98,11 +98,11 @@ async def grant_database(conn: AsyncConnection, dbname: str, settings: Settings)
             db, sql.Identifier(settings.owner_role)
         )
     )
-    # TEMPORARY: ingestion may stage a batch in a temp table (ON COMMIT DROP: nothing outlives the
-    # transaction, so it stays safe behind a transaction-mode pooler).
-    await conn.execute(
-        sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, sql.Identifier(settings.app_role))
-    )
+    # Not TEMPORARY: the application creates nothing, not even temporary tables (ingestion sends
+    # arrays instead of staging). Revoked explicitly for databases granted it by earlier versions.
+    app = sql.Identifier(settings.app_role)
+    await conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, app))
+    await conn.execute(sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM {}").format(db, app))
 
 
 async def grant_control_plane(conn: AsyncConnection, settings: Settings) -> None:
