@@ -1,4 +1,8 @@
-"""``camcount serve``: the HTTP API under uvicorn (uvloop and httptools when installed)."""
+"""``camcount serve``: the HTTP API under uvicorn (uvloop and httptools when installed).
+
+With httptools, the HTTP protocol is :class:`camcount.api.protocol.PenaltyAwareHttpToolsProtocol`:
+uvicorn's own, plus the penalty box checked before a request reaches the application.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ def serve(
         create_app(settings)  # fails here, with a clear message, when a setting is missing
     uvicorn.run(
         "camcount.app:create_app",
+        http=_http_protocol(),
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
@@ -37,3 +42,12 @@ def serve(
         access_log=False,
         proxy_headers=False,
     )
+
+
+def _http_protocol() -> str:
+    """The protocol class for uvicorn: ours over httptools when it is installed, else uvicorn's choice."""
+    try:
+        import camcount.api.protocol  # noqa: F401  (needs httptools)
+    except ImportError:
+        return "auto"
+    return "camcount.api.protocol:PenaltyAwareHttpToolsProtocol"

@@ -20,7 +20,6 @@ no database write per request). Answers carry ``RateLimit-Limit``, ``RateLimit-R
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -30,10 +29,10 @@ from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from camcount.api.problems import TYPE_PREFIX as PROBLEM_TYPE_PREFIX
 from camcount.config import Settings
 from camcount.db.pools import Database
 from camcount.errors import TooManyRequests
+from camcount.limits.penalty import PENALTIES, PenaltyBox
 from camcount.limits.quotas import API_CALLS, EVENTS, QuotaMeter
 from camcount.limits.storage import check_storage_allows_ingest
 from camcount.monitoring import metrics
@@ -45,9 +44,6 @@ RATE_CACHE_SECONDS = 10.0
 WINDOW_SECONDS = 1
 STATE_KEY = "camcount_rate_headers"
 REFUSED_KEY = "camcount_rate_refused"
-# After a rate refusal, the same credential is answered 429 from memory for this long (seconds).
-PENALTY_SECONDS = 0.1
-PENALTY_MAX_ENTRIES = 10_000
 
 
 class RateLimited(TooManyRequests):
@@ -255,24 +251,21 @@ async def admit_ingest(request: Any, db: Database, tenant: Tenant, events: int) 
 
 
 class RateLimitHeadersMiddleware:
-    """Pure ASGI: the RateLimit headers on every answer, and the cheap refusal of a flooding credential.
+    """Pure ASGI: the RateLimit headers on every answer, and the penalty box (:mod:`camcount.limits.penalty`).
 
-    Installed only when limits are enforced, and **outermost**: when a request was refused by a rate
-    limit, the exact ``Authorization`` value that was refused is answered 429 straight from memory
-    for the next ``PENALTY_SECONDS``, before the access log, the request id, routing,
-    authentication and the database, and without reading the request's body. A flooding tenant
-    then costs the process almost nothing, so it cannot slow other tenants down. Those answers are
-    counted in the request metrics (method, the route of the original refusal, 429) but not written
-    to the access log one by one (that line is most of what a request costs; the refusal that
-    started the penalty is logged). Only a request carrying that very credential is affected, and
-    the bucket would have refused it anyway (at most it is admitted up to 100 ms later than the
-    window allows).
+    Installed only when limits are enforced, and **outermost**. A request refused by a rate limit
+    puts its exact ``Authorization`` value in the penalty box; while it is there, this middleware
+    answers that credential 429 from memory, before the access log, the request id, routing,
+    authentication and the database, and without reading the body (under ``camcount serve`` the
+    HTTP protocol answers it even earlier, before the application). Those answers are counted in
+    the request metrics (method, the route of the original refusal, 429) but not written to the
+    access log one by one (that line is most of what a request costs; the refusal that started the
+    penalty is logged).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, penalties: PenaltyBox = PENALTIES) -> None:
         self.app = app
-        # credential -> (until (monotonic), body, headers, route template)
-        self._penalty: dict[bytes, tuple[float, bytes, list[tuple[bytes, bytes]], str]] = {}
+        self.penalties = penalties
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -283,16 +276,16 @@ class RateLimitHeadersMiddleware:
             if name == b"authorization":
                 credential = value
                 break
-        if credential and self._penalty:
-            entry = self._penalty.get(credential)
-            if entry is not None:
-                now = time.monotonic()
-                if now < entry[0]:
-                    await send({"type": "http.response.start", "status": 429, "headers": entry[2]})
-                    await send({"type": "http.response.body", "body": entry[1]})
-                    metrics.observe_request(scope.get("method", ""), entry[3], 429, time.monotonic() - now)
-                    return
-                del self._penalty[credential]
+        if credential and self.penalties:
+            refusal = self.penalties.refusal(credential)
+            if refusal is not None:
+                started = time.monotonic()
+                await send({"type": "http.response.start", "status": 429, "headers": refusal.headers})
+                await send({"type": "http.response.body", "body": refusal.body})
+                metrics.observe_request(
+                    scope.get("method", ""), refusal.route, 429, time.monotonic() - started
+                )
+                return
         state = scope.setdefault("state", {})  # shared by every copy of the scope made further in
 
         async def send_with_headers(message: Message) -> None:
@@ -305,25 +298,7 @@ class RateLimitHeadersMiddleware:
                         headers = [h for h in headers if h[0] not in names]
                     message["headers"] = [*present, *headers]
                 elif message["status"] == 429 and credential and REFUSED_KEY in state:
-                    self._remember(credential, state[REFUSED_KEY], route_template(scope))
+                    self.penalties.remember(credential, state[REFUSED_KEY], route_template(scope))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-    def _remember(self, credential: bytes, exc: RateLimited, route: str) -> None:
-        if len(self._penalty) >= PENALTY_MAX_ENTRIES:
-            now = time.monotonic()
-            self._penalty = {k: v for k, v in self._penalty.items() if v[0] > now}
-            if len(self._penalty) >= PENALTY_MAX_ENTRIES:
-                return
-        body = json.dumps(
-            {"type": PROBLEM_TYPE_PREFIX + exc.code, "title": "Too Many Requests", "status": 429,
-             "detail": str(exc), "request_id": "-"}
-        ).encode()  # fmt: skip
-        headers = [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-        until = time.monotonic() + min(PENALTY_SECONDS, exc.retry_after)
-        self._penalty[credential] = (until, body, headers, route)
