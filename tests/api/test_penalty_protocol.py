@@ -75,7 +75,7 @@ def penalise() -> bytes:
     refusal = TooManyRequests(
         "rate limit exceeded: 5 requests per second", code="rate-limited", retry_after=1
     )
-    PENALTIES.remember(credential, refusal, "/t/{slug}/sites")
+    PENALTIES.remember(credential, refusal, "/t/{slug}/sites", rate=1)
     return credential
 
 
@@ -166,7 +166,7 @@ def test_connection_close_is_honoured(server: tuple[int, CountingApp]) -> None:
 def test_the_box_forgets_a_credential_when_its_penalty_is_over() -> None:
     box = PenaltyBox(seconds=0.05)
     refusal = TooManyRequests("slow down", code="rate-limited", retry_after=1)
-    box.remember(b"Bearer a", refusal, "/r")
+    box.remember(b"Bearer a", refusal, "/r", rate=1)
     assert box.refusal_for([(b"host", b"x"), (b"authorization", b"Bearer a")]) is not None
     assert box.refusal_for([(b"authorization", b"Bearer b")]) is None
     time.sleep(0.06)
@@ -178,6 +178,26 @@ def test_a_full_box_keeps_its_live_penalties() -> None:
     box = PenaltyBox(seconds=10, max_entries=2)
     refusal = TooManyRequests("slow down", code="rate-limited", retry_after=10)
     for name in (b"a", b"b", b"c"):
-        box.remember(name, refusal, "/r")
+        box.remember(name, refusal, "/r", rate=1)
     assert box.refusal(b"a") is not None and box.refusal(b"b") is not None
     assert box.refusal(b"c") is None  # refused by the rate limit itself, only not from memory
+
+
+def test_a_flooding_credential_is_let_through_at_its_rate_and_stays_penalised_while_it_floods() -> None:
+    box = PenaltyBox(seconds=0.1)
+    box.remember(b"k", TooManyRequests("slow down", code="rate-limited", retry_after=1), "/r", rate=10)
+    passed, refused = 0, 0
+    started = time.monotonic()
+    while time.monotonic() - started < 0.55:  # a flood: a request every 5 ms for 550 ms
+        if box.refusal(b"k") is None:
+            passed += 1
+        else:
+            refused += 1
+        time.sleep(0.005)
+    # One request per 100 ms went on to the rate limiter, evenly; the rest were answered from
+    # memory, and the penalty outlived its first 100 ms because the flood went on.
+    assert 4 <= passed <= 6
+    assert refused >= 30
+    time.sleep(0.12)  # the flood stops: the entry goes
+    assert box.refusal(b"k") is None
+    assert not box

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,46 +13,17 @@ from camcount.accounts.roles import Role
 from camcount.accounts.users import UserRequest, create_user
 from camcount.db.pools import Database
 from camcount.limits.plans import set_tenant_limit
+from tests.fixtures.serve import camcount_servers
 from tests.fixtures.tenants import TenantFactory
 
-CAMCOUNT = str(Path(sys.executable).with_name("camcount"))
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def two_servers(env_for_cli: dict[str, str]) -> Iterator[list[str]]:
     redis.Redis.from_url(REDIS_URL).ping()  # a real Redis is required, as in production
-    env = {**env_for_cli, "CAMCOUNT_REDIS_URL": REDIS_URL}
-    ports = [_free_port(), _free_port()]
-    processes = [
-        subprocess.Popen(
-            [CAMCOUNT, "serve", "--port", str(p)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        for p in ports
-    ]
-    try:
-        for port, process in zip(ports, processes, strict=True):
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                    assert time.monotonic() < deadline, "camcount serve did not start"
-                    time.sleep(0.2)
-        yield [f"http://127.0.0.1:{p}" for p in ports]
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=15)
+    with camcount_servers({**env_for_cli, "CAMCOUNT_REDIS_URL": REDIS_URL}, count=2) as bases:
+        yield bases
 
 
 async def test_two_api_processes_share_one_tenant_bucket_through_redis(

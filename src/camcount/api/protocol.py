@@ -29,7 +29,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
-from camcount.limits.penalty import PENALTIES, Refusal
+from camcount.limits.penalty import CHECKED_SCOPE_KEY, PENALTIES, Refusal
 from camcount.monitoring import metrics
 
 _CLOSE = b"connection: close\r\n"
@@ -43,19 +43,19 @@ class PenaltyAwareHttpToolsProtocol(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         refusal = PENALTIES.refusal_for(cycle.scope["headers"]) if PENALTIES else None
         if refusal is None:
+            cycle.scope[CHECKED_SCOPE_KEY] = True  # type: ignore[literal-required]
             super()._start_asgi_task(cycle, app)
             return
         _answer(cycle, refusal)
-        self._hold_back(refusal)
+        self._hold_back()
 
-    def _hold_back(self, refusal: Refusal) -> None:
-        """Read nothing more from this connection until the penalty is over, and a random while more."""
+    def _hold_back(self) -> None:
+        """Read nothing more from this connection for a penalty, and a random while more."""
         if self.transport.is_closing():
             return
         self.flow.pause_reading()
-        remaining = max(0.0, refusal.until - time.monotonic())
-        spread = random.random() * HOLD_BACK_SPREAD * PENALTIES.seconds  # noqa: S311 (spreads load; no secret)
-        self.loop.call_later(remaining + spread, self._resume_after_penalty)
+        spread = random.random() * HOLD_BACK_SPREAD  # noqa: S311 (spreads load; no secret)
+        self.loop.call_later((1 + spread) * PENALTIES.seconds, self._resume_after_penalty)
 
     def _resume_after_penalty(self) -> None:
         if not self.transport.is_closing():

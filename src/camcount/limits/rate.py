@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from camcount.config import Settings
 from camcount.db.pools import Database
 from camcount.errors import TooManyRequests
-from camcount.limits.penalty import PENALTIES, PenaltyBox
+from camcount.limits.penalty import CHECKED_SCOPE_KEY, PENALTIES, PenaltyBox
 from camcount.limits.quotas import API_CALLS, EVENTS, QuotaMeter
 from camcount.limits.storage import check_storage_allows_ingest
 from camcount.monitoring import metrics
@@ -48,6 +48,7 @@ REFUSED_KEY = "camcount_rate_refused"
 
 class RateLimited(TooManyRequests):
     def __init__(self, who: str, rate: int, retry_after: int) -> None:
+        self.rate = rate
         super().__init__(
             f"rate limit exceeded: {rate} requests per second for this {who}; retry after {retry_after} s",
             code="rate-limited",
@@ -276,7 +277,7 @@ class RateLimitHeadersMiddleware:
             if name == b"authorization":
                 credential = value
                 break
-        if credential and self.penalties:
+        if credential and self.penalties and not scope.get(CHECKED_SCOPE_KEY):
             refusal = self.penalties.refusal(credential)
             if refusal is not None:
                 started = time.monotonic()
@@ -298,7 +299,8 @@ class RateLimitHeadersMiddleware:
                         headers = [h for h in headers if h[0] not in names]
                     message["headers"] = [*present, *headers]
                 elif message["status"] == 429 and credential and REFUSED_KEY in state:
-                    self.penalties.remember(credential, state[REFUSED_KEY], route_template(scope))
+                    refused: RateLimited = state[REFUSED_KEY]
+                    self.penalties.remember(credential, refused, route_template(scope), refused.rate)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
