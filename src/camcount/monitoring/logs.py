@@ -28,14 +28,19 @@ MASK = "[redacted]"
 _SECRET_NAME = re.compile(r"(pass(word|wd|phrase)?|secret|token|api[_-]?key|authorization|cookie|credential)",
                           re.IGNORECASE)  # fmt: skip
 _SECRET_VALUE_PATTERNS = (
+    # An Authorization scheme and its credential first: "Authorization: Bearer x" must lose x, not
+    # only the word "Bearer" (which is what the key=value pattern alone would mask).
+    re.compile(r"(?P<key>\b(?:Bearer|Basic|Token)\s+)(?P<value>[A-Za-z0-9._~+/=-]+)", re.IGNORECASE),
     # key=value, key: value, "key": "value" for secret-looking keys
     re.compile(
         r"""(?P<key>["']?[\w.-]*(?:pass(?:word|wd|phrase)?|secret|token|api[_-]?key|authorization|cookie)"""
         r"""[\w.-]*["']?\s*[:=]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s,;&}]+)""",
         re.IGNORECASE,
     ),
-    re.compile(r"(?P<key>\b(?:Bearer|Basic|Token)\s+)(?P<value>[A-Za-z0-9._~+/=-]+)", re.IGNORECASE),
 )
+# Every match of the patterns above contains one of these words, so a string without any of them
+# is returned as it is, without running the substitutions (most log fields: the hot path).
+_MAYBE_SECRET = re.compile(r"pass|secret|token|api[_-]?key|authorization|cookie|bearer|basic", re.IGNORECASE)
 # Context fields, in output order, and the reserved LogRecord attributes not to copy as extras.
 CONTEXT_FIELDS = ("request_id", "tenant", "job")
 _RECORD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -48,6 +53,8 @@ _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 
 def redact(text: str) -> str:
     """Mask secret values written as ``name=value``, ``name: value`` or an Authorization scheme."""
+    if not _MAYBE_SECRET.search(text):
+        return text
     for pattern in _SECRET_VALUE_PATTERNS:
         text = pattern.sub(lambda m: f"{m.group('key')}{MASK}", text)
     return text
