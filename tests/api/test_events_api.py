@@ -203,3 +203,22 @@ async def test_events_older_than_the_tenants_retention_are_refused(
     statuses = {r["event_id"]: (r["status"], r["reason"]) for r in answer.json()["results"]}
     assert statuses["old"] == ("rejected", "occurred_at is older than this tenant's retention period")
     assert statuses["recent"] == ("accepted", None)
+
+
+async def test_a_retention_change_applies_to_the_next_batch(
+    api: httpx.AsyncClient, db: Database, make_api_tenant: ApiTenantFactory, operator_headers: dict[str, str]
+) -> None:
+    # The retention read on every batch is cached with the tenant's entries; the operator's change
+    # drops them, so the next batch sees the new value at once (not after the cache's 30 s).
+    owner, camera, _ = await _setup(db, make_api_tenant, "pooled")  # standard plan: 365 days
+    key = await make_device_key(db, owner.tenant, camera_id=camera)
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = await api.post(owner.url("/events"), json={"events": [wire(camera, "a", at=now - timedelta(days=300))]},
+                           headers=bearer(key))  # fmt: skip
+    assert first.json()["accepted"] == 1
+    changed = await api.put(f"/admin/tenants/{owner.slug}/config/retention_days",
+                            json={"value": "200", "type": "integer"}, headers=operator_headers)  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    second = await api.post(owner.url("/events"), json={"events": [wire(camera, "b", at=now - timedelta(days=300))]},
+                            headers=bearer(key))  # fmt: skip
+    assert second.json()["results"][0]["reason"] == "occurred_at is older than this tenant's retention period"

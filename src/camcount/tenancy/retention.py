@@ -2,16 +2,18 @@
 
 Ingestion refuses events older than this: the retention job deletes their idempotency keys, so
 an older event could no longer be recognised as a retry and would be counted twice in the
-rollups, which are kept longer. Read through a short in-process cache (the hot path).
+rollups, which are kept longer. Read on every ingested batch, so it is cached with the tenant's
+other entries (``t:{tenant}:retention_days`` in :mod:`camcount.cache`: in process, or Redis shared
+by every API process), and dropped with them when the tenant's configuration or plan changes.
 """
 
 from __future__ import annotations
 
-import time
-
+from camcount.cache import Cache
 from camcount.db.pools import Database
 
 CACHE_SECONDS = 30.0
+CACHE_NAME = "retention_days"
 
 _QUERY = """
 SELECT coalesce((SELECT c.value::integer FROM control.tenant_configs c
@@ -21,18 +23,17 @@ FROM control.tenants t JOIN control.plans p ON p.code = t.plan
 WHERE t.id = %s
 """
 
-_cache: dict[int, tuple[float, int]] = {}
 
-
-async def event_retention_days(db: Database, tenant_id: int) -> int | None:
+async def event_retention_days(db: Database, cache: Cache, tenant_id: int) -> int | None:
     """The tenant's raw-event retention in days (None: unknown tenant, no limit applied)."""
-    cached = _cache.get(tenant_id)
-    if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
-        return cached[1]
+    cached = await cache.get(tenant_id, CACHE_NAME)
+    if isinstance(cached, int):
+        return cached
     pool = await db.app_pool()
     async with pool.connection() as conn:
         row = await (await conn.execute(_QUERY, (tenant_id,))).fetchone()
     if row is None:
         return None
-    _cache[tenant_id] = (time.monotonic(), int(row[0]))
-    return int(row[0])
+    days = int(row[0])
+    await cache.set(tenant_id, CACHE_NAME, days, CACHE_SECONDS)
+    return days

@@ -175,9 +175,14 @@ async def change_plan(
     slug: Slug, body: PlanIn, operator: Operator, db: Db, cache: CacheDep
 ) -> list[LimitOut]:
     rows = await plans.change_tenant_plan(db, slug, body.plan, actor=_actor(operator))
+    await _tenant_changed(db, cache, slug)
+    return _limits(rows)
+
+
+async def _tenant_changed(db: Database, cache: Cache, slug: str) -> None:
+    """Drop what every API process caches about this tenant (its record, retention, answers)."""
     async with db.owner() as conn:
         await cache.invalidate_tenant((await require_tenant(conn, slug)).id)
-    return _limits(rows)
 
 
 @router.get("/tenants/{slug}/limits", response_model=list[LimitOut])
@@ -228,7 +233,7 @@ async def config_set(
     entry = await configs.set_config(
         db, slug, key, body.value, value_type=body.type, secret=body.secret, box=box, actor=_actor(operator)
     )
-    await cache.invalidate_tenant(None)
+    await _tenant_changed(db, cache, slug)
     return ConfigOut(**entry.as_dict())
 
 
@@ -237,5 +242,5 @@ async def config_unset(
     slug: Slug, key: Annotated[str, PathParam(max_length=64)], operator: Operator, db: Db, cache: CacheDep
 ) -> Response:
     await configs.unset_config(db, slug, key, actor=_actor(operator))
-    await cache.invalidate_tenant(None)
+    await _tenant_changed(db, cache, slug)
     return Response(status_code=204)

@@ -153,7 +153,7 @@ async def post_events(
         else IngestScope()
     )
     now = datetime.now(UTC)
-    retention_days = await event_retention_days(db, ctx.tenant.id)
+    retention_days = await event_retention_days(db, request.app.state.cache, ctx.tenant.id)
     oldest = now - timedelta(days=retention_days) if retention_days else OLDEST_ACCEPTED
     async with tenant_transaction(db, ctx.tenant.location) as conn:
         results = await ingest_rows(conn, ctx.tenant.id, items, now=now, scope=scope, oldest=oldest)
