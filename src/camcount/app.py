@@ -71,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
 
     app = FastAPI(
+        # FastAPI's native OpenTelemetry hooks stay off: camcount's observability is its Prometheus
+        # metrics and JSON logs, and the hooks look up three OpenTelemetry providers per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="camcount",
         version="0.1.0",
         description=API_DESCRIPTION,

@@ -1,7 +1,8 @@
 """``camcount serve``: the HTTP API under uvicorn (uvloop and httptools when installed).
 
 With httptools, the HTTP protocol is :class:`camcount.api.protocol.PenaltyAwareHttpToolsProtocol`:
-uvicorn's own, plus the penalty box checked before a request reaches the application.
+uvicorn's own, plus the penalty box checked before a request reaches the application, and each
+answer written in one piece.
 """
 
 from __future__ import annotations

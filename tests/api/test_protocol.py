@@ -1,4 +1,4 @@
-"""The HTTP protocol that answers penalised credentials before the application (camcount.api.protocol).
+"""camcount.api.protocol: penalised credentials answered before the application; one write per answer.
 
 A real uvicorn server (httptools) runs on a free port in a thread, with a tiny ASGI application that
 counts the requests it sees. Credentials are put into the process's penalty box directly; each test
@@ -39,6 +39,12 @@ class CountingApp:
         while (await receive()).get("more_body"):
             pass
         self.seen.append(f"{scope['method']} {scope['path']}")
+        if scope["path"] == "/stream":  # chunked: no content-length, several body messages
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for part in (b"one,", b"two,", b"three"):
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -201,3 +207,33 @@ def test_a_flooding_credential_is_let_through_at_its_rate_and_stays_penalised_wh
     time.sleep(0.12)  # the flood stops: the entry goes
     assert box.refusal(b"k") is None
     assert not box
+
+
+def test_answers_leave_whole_for_every_kind_of_response(server: tuple[int, CountingApp]) -> None:
+    port, _ = server
+    with closing(http.client.HTTPConnection("127.0.0.1", port, timeout=5)) as conn:
+        for _ in range(3):  # keep-alive: the held head never leaks into the next answer
+            conn.request("GET", "/stream")
+            streamed = conn.getresponse()
+            assert (streamed.status, streamed.read()) == (200, b"one,two,three")
+            conn.request("HEAD", "/plain")  # no body write at all: the head is written at the end
+            head = conn.getresponse()
+            assert (head.status, head.getheader("content-length"), head.read()) == (200, "2", b"")
+            conn.request("GET", "/plain")
+            plain = conn.getresponse()
+            assert (plain.status, plain.read()) == (200, b"ok")
+
+
+def test_a_client_waiting_for_100_continue_gets_it_before_the_answer(server: tuple[int, CountingApp]) -> None:
+    port, _ = server
+    with closing(socket.create_connection(("127.0.0.1", port), timeout=5)) as sock:
+        sock.sendall(b"POST /plain HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        interim = sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(b"hello")
+        answer = b""
+        while not answer.endswith(b"ok"):
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ")
