@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from camcount.accounts.key_usage import KeyUsage
 from camcount.accounts.operators import OperatorService
 from camcount.accounts.tokens import TokenService
 from camcount.api.errors import install_error_handlers
@@ -49,15 +50,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache = make_cache(settings, namespace=db.main_dbname)  # Redis keys per deployment
             await cache.start()
             stack.push_async_callback(cache.close)
+            key_usage = KeyUsage(db)
+            key_usage.start()
+            stack.push_async_callback(key_usage.stop)  # writes what is left at shutdown
             resolver = TenantResolver(
-                db, tokens, base_domain=settings.base_domain, ttl=settings.tenant_cache_seconds, shared=cache
-            )
+                db, tokens, base_domain=settings.base_domain, ttl=settings.tenant_cache_seconds, shared=cache,
+                key_usage=key_usage,
+            )  # fmt: skip
             cache.on_invalidate(resolver.invalidate)
             app.state.settings = settings
             app.state.db = db
             app.state.cache = cache
             app.state.tokens = tokens
             app.state.resolver = resolver
+            app.state.key_usage = key_usage
             app.state.operators = OperatorService(db)
             if settings.limits_enforced:  # rate limits and the API-call quota (camcount.limits.rate)
                 app.state.limits = Enforcer(db, settings)

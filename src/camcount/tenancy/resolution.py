@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from camcount.accounts import device_keys
+from camcount.accounts.key_usage import KeyUsage
 from camcount.accounts.roles import Role
 from camcount.accounts.tokens import TokenService
 from camcount.cache import Cache
@@ -118,9 +119,11 @@ class TenantResolver:
         base_domain: str | None,
         ttl: float,
         shared: Cache | None = None,
+        key_usage: KeyUsage | None = None,
     ) -> None:
         self.db = db
         self.tokens = tokens
+        self.key_usage = key_usage  # notes each device key's use (api_keys.last_used_at)
         self.ttl = ttl
         self.shared = shared if ttl > 0 else None  # the second level (Redis across processes)
         self.base_domain = base_domain.lower().strip(".") if base_domain else None
@@ -254,6 +257,8 @@ class TenantResolver:
         if row is None or row.revoked or not device_keys.matches(presented, row.key_hash):
             raise AuthenticationFailed("the device key is not valid or has been revoked")
         assert tenant is not None
+        if self.key_usage is not None:
+            self.key_usage.note(tenant, row.id)
         return Credential(tenant.id, Principal("device", row.id, None, row.site_id, row.camera_id))
 
     async def _directory_lookup(self, prefix: str) -> int | None:
