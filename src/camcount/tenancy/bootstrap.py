@@ -96,7 +96,28 @@ async def prepare_server(db: Database, server: str) -> None:
 async def initialize(db: Database, *, extra_tenant_dirs: Iterable[Path] = ()) -> list[TargetResult]:
     """``camcount init``: roles, databases, and every target migrated. Idempotent."""
     await prepare_server(db, DEFAULT_SERVER)
-    return await migrate_all(db, extra_tenant_dirs=extra_tenant_dirs)
+    results = await migrate_all(db, extra_tenant_dirs=extra_tenant_dirs)
+    await regrant_tenant_databases(db)
+    return results
+
+
+async def regrant_tenant_databases(db: Database) -> int:
+    """Re-assert the privileges on every database tenant's database (what an upgrade changed in them,
+    such as ``TEMPORARY`` no longer granted to the application role). Returns how many."""
+    async with db.owner() as conn:
+        cur = await conn.execute(
+            "SELECT server, database_name FROM control.tenants WHERE placement = 'database' "
+            "AND status <> 'provisioning' AND database_name IS NOT NULL ORDER BY server, id"
+        )
+        by_server: dict[str, list[str]] = {}
+        for server, dbname in await cur.fetchall():
+            by_server.setdefault(server, []).append(dbname)
+    for server, names in by_server.items():
+        async with db.login(MAINTENANCE_DATABASE, server=server) as conn:
+            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(db.settings.owner_role)))
+            for dbname in names:
+                await grant_database(conn, dbname, db.settings)
+    return sum(len(names) for names in by_server.values())
 
 
 async def _migrate_shared_targets(

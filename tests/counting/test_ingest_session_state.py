@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from psycopg import AsyncConnection, errors
+from psycopg import AsyncConnection, errors, sql
 
 from camcount.counting.ingest import (
     CountEvent,
@@ -28,6 +28,7 @@ from camcount.counting.ingest import (
 )
 from camcount.db.pools import Database
 from camcount.db.scope import set_tenant_context
+from camcount.tenancy.bootstrap import regrant_tenant_databases
 from camcount.tenancy.models import Tenant
 from tests.counting.helpers import event, fetch, make_camera, make_site
 from tests.fixtures.tenants import TenantFactory
@@ -91,6 +92,25 @@ async def test_the_application_role_may_not_create_temporary_tables(
 ) -> None:
     tenant = await make_tenant()
     pool = await db.app_pool(tenant.location.server, tenant.location.database_name)
+    async with pool.connection() as conn:
+        with pytest.raises(errors.InsufficientPrivilege):
+            await conn.execute("CREATE TEMPORARY TABLE scratch (x int)")
+        await conn.rollback()
+
+
+async def test_init_takes_temporary_back_from_databases_granted_it_before(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    tenant = await make_tenant("database")
+    name, app_role = tenant.location.database_name, db.settings.app_role
+    async with db.owner() as conn:  # as an earlier version granted it
+        await conn.execute(
+            sql.SQL("GRANT TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(name), sql.Identifier(app_role)
+            )
+        )
+    assert await regrant_tenant_databases(db) >= 1
+    pool = await db.app_pool(tenant.location.server, name)
     async with pool.connection() as conn:
         with pytest.raises(errors.InsufficientPrivilege):
             await conn.execute("CREATE TEMPORARY TABLE scratch (x int)")
