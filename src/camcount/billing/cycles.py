@@ -223,7 +223,7 @@ async def list_invoices(
     """Invoices, oldest first (keyset pagination by id); filtered by tenant and status."""
     if status is not None and status not in STATUSES:
         raise InvalidInput("status", f"{status[:20]!r} is not one of {', '.join(STATUSES)}")
-    async with db.owner() as conn:
+    async with db.app_control() as conn:  # a read the application role is granted
         cur = await conn.execute(
             f"""
             SELECT {_INVOICE_COLUMNS} FROM control.tenant_billing
@@ -238,7 +238,7 @@ async def list_invoices(
 
 
 async def get_invoice(db: Database, invoice_id: int, *, tenant_id: int | None = None) -> Invoice:
-    async with db.owner() as conn:
+    async with db.app_control() as conn:
         cur = await conn.execute(
             f"SELECT {_INVOICE_COLUMNS} FROM control.tenant_billing "  # noqa: S608
             "WHERE id = %s AND (%s::bigint IS NULL OR tenant_id = %s)",

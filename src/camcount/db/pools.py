@@ -121,6 +121,14 @@ class Database:
     def app_conninfo(self, dbname: str | None = None, server: str = DEFAULT_SERVER) -> str:
         return self.server(server).app(dbname or self.main_dbname, self.settings)
 
+    @asynccontextmanager
+    async def app_control(self) -> AsyncIterator[AsyncConnection]:
+        """The application role on the main database: the control-plane reads and writes it is granted
+        (``camcount.db.roles.grant_control_plane``), for what tenants ask the API about themselves."""
+        pool = await self.app_pool()
+        async with pool.connection() as conn:
+            yield conn
+
     async def app_pool(self, server: str = DEFAULT_SERVER, dbname: str | None = None) -> AsyncConnectionPool:
         """The application role's pool for one database, opened on first use."""
         key = (server, dbname or self.main_dbname)

@@ -151,10 +151,10 @@ async def usage_report(
                 "status", f"{status[:30]!r} is not LOW, MEDIUM, HIGH or LIMIT_REACHED"
             ) from None
     if live and tenant_slug is not None:
-        async with db.owner() as conn:
+        async with db.app_control() as conn:
             tenant = await require_tenant(conn, tenant_slug)
         await _save_entity_counts(db, [tenant], {tenant.id: await count_entities(db, tenant)}, now)
-    async with db.owner() as conn:
+    async with db.app_control() as conn:  # as the application role: it is granted these reads
         if tenant_slug is not None:
             await require_tenant(conn, tenant_slug)
         rows = await _report_rows(conn, tenant_slug, now)
@@ -177,7 +177,7 @@ async def count_entities(db: Database, tenant: Tenant) -> dict[str, int]:
 async def _save_entity_counts(
     db: Database, tenants: list[Tenant], counts: dict[int, dict[str, int]], now: datetime
 ) -> None:
-    async with db.owner() as conn, conn.transaction():
+    async with db.app_control() as conn, conn.transaction():
         for tenant in tenants:
             day = local_date(now, tenant.timezone)
             for resource, n in counts[tenant.id].items():
@@ -228,7 +228,7 @@ async def record_crossings(db: Database, *, now: datetime) -> int:
 async def threshold_events(
     db: Database, *, tenant_id: int | None = None, since: datetime | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    async with db.owner() as conn:
+    async with db.app_control() as conn:
         cur = await conn.execute(
             """
             SELECT e.at, t.slug, e.resource, e.threshold, e.period_start, e.usage_value, e.limit_value
