@@ -197,3 +197,27 @@ async def test_the_operator_manages_plans_over_http(
             await api.patch(f"/admin/plans/{code}", json=bad, headers=operator_headers)
         ).status_code == 422
     assert (await api.get("/admin/plans/nope", headers=operator_headers)).status_code == 404
+
+
+async def test_a_retried_batch_does_not_use_the_events_quota_again(
+    db: Database, limited: httpx.AsyncClient, make_api_tenant: ApiTenantFactory
+) -> None:
+    owner = await make_api_tenant()
+    camera = await make_camera(db, owner.tenant, await make_site(db, owner.tenant))
+    now = datetime.now(UTC) - timedelta(minutes=1)
+
+    def batch(prefix: str, n: int) -> dict[str, list[dict[str, object]]]:
+        return {"events": [{"event_id": f"{prefix}{i}", "camera_id": camera, "count_type": "in", "count_value": 1,
+                            "occurred_at": now.isoformat()} for i in range(n)]}  # fmt: skip
+
+    await set_tenant_limit(db, owner.slug, "events_per_month", 10, actor="test")
+    first = await limited.post(owner.url("/events"), json=batch("a", 4), headers=owner.headers)
+    assert first.json()["accepted"] == 4
+    retry = await limited.post(owner.url("/events"), json=batch("a", 4), headers=owner.headers)
+    assert retry.json()["duplicate"] == 4  # stored nothing, so it costs nothing
+    rest = await limited.post(owner.url("/events"), json=batch("b", 6), headers=owner.headers)
+    assert rest.status_code == 200, rest.text  # 4 + 6 = 10: exactly the limit
+    assert rest.json()["accepted"] == 6
+    over = await limited.post(owner.url("/events"), json=batch("c", 1), headers=owner.headers)
+    assert over.status_code == 429
+    assert over.json()["detail"].startswith("quota exceeded: events_per_month 10 of 10")

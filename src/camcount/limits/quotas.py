@@ -172,6 +172,22 @@ class QuotaMeter:
         used = lease.used_in_db - lease.remaining
         return QuotaState(resource, lease.limit, used, lease.period_end)
 
+    def refund(self, tenant: Tenant, resource: str, n: int, *, now: datetime) -> None:
+        """Give back ``n`` units taken by :meth:`consume` at ``now`` for work that did not count.
+
+        Ingestion takes the events quota for a whole batch before storing it, then gives back what
+        was not stored (duplicates of earlier deliveries, events refused by the database checks),
+        so a retried batch costs nothing. The units return to this process's lease (and, through it,
+        to ``current_usage`` when the lease is released) and leave the day's tally.
+        """
+        lease = self._leases.get((tenant.id, resource))
+        if n <= 0 or lease is None or not lease.period_start <= now < lease.period_end:
+            return  # the period has turned since: nothing of it to give back
+        if lease.limit is not None:
+            lease.remaining += n
+        tally_key = (tenant.id, resource, self._local_day(now, tenant.timezone))
+        self._tally[tally_key] = self._tally.get(tally_key, 0) - n  # the flush adds it, even below zero
+
     def _local_day(self, now: datetime, tz: str) -> date:
         """``local_date(now, tz)``, from the zone's current local day ``[start, end)`` while ``now`` is in it."""
         day = self._days.get(tz)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from limits.aio.storage import RedisStorage, Storage
@@ -243,12 +244,19 @@ async def enforce_request(request: Any, tenant: Tenant, principal: Any) -> None:
     request.scope.setdefault("state", {})[STATE_KEY] = headers
 
 
-async def admit_ingest(request: Any, db: Database, tenant: Tenant, events: int) -> None:
+async def admit_ingest(request: Any, db: Database, tenant: Tenant, events: int, *, now: datetime) -> None:
     """Called by ``POST /events`` before storing: storage limit (507), then the events quota (429)."""
     await check_storage_allows_ingest(db, tenant)
     enforcer: Enforcer | None = getattr(request.app.state, "limits", None)
     if enforcer is not None and events > 0:
-        await enforcer.quota.consume(tenant, EVENTS, events)
+        await enforcer.quota.consume(tenant, EVENTS, events, now=now)
+
+
+def refund_ingest(request: Any, tenant: Tenant, events: int, *, now: datetime) -> None:
+    """Called by ``POST /events`` after storing: the events admitted but not stored do not count."""
+    enforcer: Enforcer | None = getattr(request.app.state, "limits", None)
+    if enforcer is not None:
+        enforcer.quota.refund(tenant, EVENTS, events, now=now)
 
 
 class RateLimitHeadersMiddleware:

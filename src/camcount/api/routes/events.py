@@ -40,7 +40,7 @@ from camcount.counting.queries import MAX_EVENT_PAGE, Order, Scope, list_events
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.errors import InvalidInput
-from camcount.limits.rate import admit_ingest
+from camcount.limits.rate import admit_ingest, refund_ingest
 from camcount.monitoring.ingestion import record_ingestion_batch
 from camcount.tenancy.retention import event_retention_days
 
@@ -144,21 +144,29 @@ async def post_events(
         )
     if items is None:
         items = [as_row(parse_event(item)) for item in raw]
-    # Storage limit (507) and the monthly events quota (429 with Retry-After), before any write.
-    await admit_ingest(request, db, ctx.tenant, sum(not isinstance(e, Rejected) for e in items))
+    # Storage limit (507) and the monthly events quota (429 with Retry-After), before any write:
+    # the whole batch must fit; what is not stored (duplicates of a retry) is given back after.
+    now = datetime.now(UTC)
+    storable = sum(not isinstance(e, Rejected) for e in items)
+    await admit_ingest(request, db, ctx.tenant, storable, now=now)
     principal = ctx.principal
     scope = (
         IngestScope(site_id=principal.site_id, camera_id=principal.camera_id)
         if principal.kind == "device"
         else IngestScope()
     )
-    now = datetime.now(UTC)
     retention_days = await event_retention_days(db, request.app.state.cache, ctx.tenant.id)
     oldest = now - timedelta(days=retention_days) if retention_days else OLDEST_ACCEPTED
-    async with tenant_transaction(db, ctx.tenant.location) as conn:
-        results = await ingest_rows(conn, ctx.tenant.id, items, now=now, scope=scope, oldest=oldest)
+    try:
+        async with tenant_transaction(db, ctx.tenant.location) as conn:
+            results = await ingest_rows(conn, ctx.tenant.id, items, now=now, scope=scope, oldest=oldest)
+    except BaseException:
+        refund_ingest(request, ctx.tenant, storable, now=now)  # nothing was stored
+        raise
+    accepted = sum(result.status == Outcome.ACCEPTED for result in results)
+    refund_ingest(request, ctx.tenant, storable - accepted, now=now)
     await record_ingestion_batch(db, ctx.tenant.id, results)  # counters (camcount.monitoring)
-    if any(result.status == Outcome.ACCEPTED for result in results):
+    if accepted:
         await counts_changed(request.app.state.cache, ctx.tenant.id)  # cached /counts answers are stale
     # Committed: only now is the answer sent.
     return Response(answer_json(results), media_type="application/json")
