@@ -108,7 +108,8 @@ async def test_ingestion_over_the_storage_limit_is_507_and_events_count_against_
                          "occurred_at": now.isoformat()} for i in range(3)]}  # fmt: skip
     await set_tenant_limit(db, owner.slug, "events_per_month", 4, actor="test")
     assert (await limited.post(owner.url("/events"), json=batch, headers=owner.headers)).status_code == 200
-    over = await limited.post(owner.url("/events"), json=batch, headers=owner.headers)
+    fresh = {"events": [{**e, "event_id": f"new-{e['event_id']}"} for e in batch["events"]]}
+    over = await limited.post(owner.url("/events"), json=fresh, headers=owner.headers)
     assert over.status_code == 429
     assert over.json()["detail"].startswith("quota exceeded: events_per_month 3 of 4")
     await set_tenant_limit(db, owner.slug, "storage_gb", 0, actor="test")
@@ -221,3 +222,33 @@ async def test_a_retried_batch_does_not_use_the_events_quota_again(
     over = await limited.post(owner.url("/events"), json=batch("c", 1), headers=owner.headers)
     assert over.status_code == 429
     assert over.json()["detail"].startswith("quota exceeded: events_per_month 10 of 10")
+
+
+async def test_near_the_limit_a_retry_of_stored_events_is_answered_not_refused(
+    db: Database, limited: httpx.AsyncClient, make_api_tenant: ApiTenantFactory
+) -> None:
+    # A device whose batch was stored but whose answer was lost retries it: with the quota nearly
+    # used up, the retry must come back "duplicate", not 429 until the month ends.
+    owner = await make_api_tenant("schema")
+    camera = await make_camera(db, owner.tenant, await make_site(db, owner.tenant))
+    now = datetime.now(UTC) - timedelta(minutes=1)
+
+    def events(ids: list[str]) -> dict[str, list[dict[str, object]]]:
+        return {"events": [{"event_id": i, "camera_id": camera, "count_type": "in", "count_value": 1,
+                            "occurred_at": now.isoformat()} for i in ids]}  # fmt: skip
+
+    stored = [f"s{i}" for i in range(8)]
+    await set_tenant_limit(db, owner.slug, "events_per_month", 10, actor="test")
+    assert (await limited.post(owner.url("/events"), json=events(stored), headers=owner.headers)).json()[
+        "accepted"
+    ] == 8
+    retry = await limited.post(owner.url("/events"), json=events(stored), headers=owner.headers)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["duplicate"] == 8
+    too_many = await limited.post(
+        owner.url("/events"), json=events([*stored, "n1", "n2", "n3"]), headers=owner.headers
+    )
+    assert too_many.status_code == 429  # 3 new events do not fit in the 2 left
+    fits = await limited.post(owner.url("/events"), json=events([*stored, "n1", "n2"]), headers=owner.headers)
+    assert fits.status_code == 200, fits.text
+    assert (fits.json()["accepted"], fits.json()["duplicate"]) == (2, 8)

@@ -99,6 +99,14 @@ _COLUMNS = ("camera_id", "event_id", "count_type", "object_class", "count_value"
 
 _KNOWN_CAMERAS = "SELECT id, site_id FROM cameras WHERE id = ANY(%s) FOR KEY SHARE"
 
+# How many distinct (camera_id, event_id) of a batch are not stored yet (read only; no locks).
+_COUNT_NEW = """
+SELECT count(*) FROM (SELECT DISTINCT camera_id, event_id
+                      FROM unnest(%(camera_id)b::int8[], %(event_id)b::text[]) AS b (camera_id, event_id)) b
+WHERE NOT EXISTS (SELECT FROM counting_event_ids e
+                  WHERE e.tenant_id = %(tenant_id)b AND e.camera_id = b.camera_id AND e.event_id = b.event_id)
+"""
+
 # last_delivery_at is "last seen" to within LAST_DELIVERY_PRECISION: a camera row is locked and
 # rewritten at most that often, so concurrent batches of one camera rarely queue on its row.
 LAST_DELIVERY_PRECISION = timedelta(seconds=30)
@@ -392,6 +400,24 @@ async def ingest_rows(
             else:
                 results[index] = EventResult(key[1], key[0], Outcome.ACCEPTED)
     return [r for r in results if r is not None]
+
+
+async def count_new_events(
+    conn: AsyncConnection, tenant_id: int, items: Sequence[EventRow | Rejected]
+) -> int:
+    """How many of the batch's well-formed events are not stored yet (an upper bound of what it adds).
+
+    For a batch that does not fit in what is left of the events quota: a retry of a batch already
+    stored adds nothing, so it need not be refused. Events can only become duplicates after this
+    count (the ledger only grows), never new, so admitting this many cannot let the quota overshoot.
+    """
+    rows = [item for item in items if not isinstance(item, Rejected)]
+    if not rows:
+        return 0
+    params = {"camera_id": [r[0] for r in rows], "event_id": [r[1] for r in rows], "tenant_id": tenant_id}
+    cur = await conn.execute(_COUNT_NEW, params)
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def _known_cameras(conn: AsyncConnection, camera_ids: set[int]) -> dict[int, int]:

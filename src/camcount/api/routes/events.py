@@ -32,6 +32,7 @@ from camcount.counting.ingest import (
     Rejected,
     answer_json,
     as_row,
+    count_new_events,
     ingest_rows,
     parse_batch_json,
     parse_event,
@@ -40,6 +41,7 @@ from camcount.counting.queries import MAX_EVENT_PAGE, Order, Scope, list_events
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.errors import InvalidInput
+from camcount.limits.quotas import QuotaExceeded
 from camcount.limits.rate import admit_ingest, refund_ingest
 from camcount.monitoring.ingestion import record_ingestion_batch
 from camcount.tenancy.retention import event_retention_days
@@ -148,7 +150,16 @@ async def post_events(
     # the whole batch must fit; what is not stored (duplicates of a retry) is given back after.
     now = datetime.now(UTC)
     storable = sum(not isinstance(e, Rejected) for e in items)
-    await admit_ingest(request, db, ctx.tenant, storable, now=now)
+    try:
+        await admit_ingest(request, db, ctx.tenant, storable, now=now)
+    except QuotaExceeded:
+        # Near the limit: a retry of batches already stored must not be refused for its duplicates.
+        async with tenant_transaction(db, ctx.tenant.location) as conn:
+            fresh = await count_new_events(conn, ctx.tenant.id, items)
+        if fresh >= storable:
+            raise
+        await admit_ingest(request, db, ctx.tenant, fresh, now=now)
+        storable = fresh
     principal = ctx.principal
     scope = (
         IngestScope(site_id=principal.site_id, camera_id=principal.camera_id)
