@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 
 import limits.aio.storage.memory as memory_module
 import limits.aio.strategies as strategies_module
@@ -10,7 +11,7 @@ import pytest
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from camcount.limits.rate import LocalWindows
+from camcount.limits.rate import LocalWindows, RateLimited, RateLimiter
 from limits import RateLimitItemPerSecond
 
 
@@ -43,3 +44,16 @@ async def test_local_windows_admit_and_report_as_the_library_does(
         ours, remaining, reset_in = local.hit(("k",), rate, 1, clock.now)
         assert (ours, remaining) == (admitted, stats.remaining)
         assert max(1, int(reset_in + 0.999)) == max(1, int(stats.reset_time - clock.now + 0.999))
+
+
+async def test_redis_buckets_admit_by_redis_and_count_headers_down_between_readings() -> None:
+    namespace = f"test-{uuid.uuid4().hex}"
+    limiter = RateLimiter("redis://127.0.0.1:6379/0", namespace=namespace)
+    remaining = [(await limiter.hit("tenant", 5, "42"))[0] for _ in range(5)]
+    assert remaining[0] == 4  # the first reading is Redis's
+    assert remaining == sorted(remaining, reverse=True) and remaining[-1] <= 1  # then counted down
+    with pytest.raises(RateLimited):  # admission is always Redis's answer, never the reading
+        await limiter.hit("tenant", 5, "42")
+    other = RateLimiter("redis://127.0.0.1:6379/0", namespace=namespace)
+    with pytest.raises(RateLimited):  # another process shares the bucket
+        await other.hit("tenant", 5, "42")

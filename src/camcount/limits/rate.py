@@ -42,6 +42,8 @@ from camcount.tenancy.models import Tenant
 from limits import RateLimitItem, RateLimitItemPerSecond
 
 RATE_CACHE_SECONDS = 10.0
+STATS_SECONDS = 0.1
+STATS_MAX_ENTRIES = 10_000
 WINDOW_SECONDS = 1
 STATE_KEY = "camcount_rate_headers"
 REFUSED_KEY = "camcount_rate_refused"
@@ -140,6 +142,9 @@ class RateLimiter:
             self.storage = None
             self.local = LocalWindows()
         self._items: dict[int, RateLimitItem] = {}
+        # Redis only: the window's statistics per bucket, as last read (monotonic time read,
+        # remaining, reset as epoch seconds); see hit().
+        self._stats: dict[tuple[str, ...], tuple[float, int, float]] = {}
 
     def _item(self, rate: int) -> RateLimitItem:
         item = self._items.get(rate)
@@ -155,12 +160,30 @@ class RateLimiter:
             assert self.limiter is not None
             item = self._item(rate)
             allowed = await self.limiter.hit(item, who, *key)
-            stats = await self.limiter.get_window_stats(item, who, *key)
-            remaining, reset_in = stats.remaining, stats.reset_time - time.time()
+            remaining, reset_in = await self._window(item, (who, *key), allowed)
         reset = max(1, int(reset_in + 0.999))
         if not allowed:
             raise RateLimited(who, rate, reset)
         return remaining, reset
+
+    async def _window(self, item: RateLimitItem, key: tuple[str, ...], allowed: bool) -> tuple[int, float]:
+        """(remaining, seconds to reset) for the RateLimit headers, reading Redis at most every
+        ``STATS_SECONDS`` per bucket: in between, each admitted request takes one from the last
+        reading. The admission itself is always Redis's answer; only the headers of a busy bucket
+        may lag by up to ``STATS_SECONDS`` (other processes' requests show at the next reading).
+        Halves the round trips of every request of a tenant sending more than 10 per second."""
+        now = time.monotonic()
+        cached = self._stats.get(key)
+        if allowed and cached is not None and now - cached[0] < STATS_SECONDS:
+            remaining = max(0, cached[1] - 1)
+            self._stats[key] = (cached[0], remaining, cached[2])
+            return remaining, cached[2] - time.time()
+        assert self.limiter is not None
+        stats = await self.limiter.get_window_stats(item, *key)
+        if len(self._stats) > STATS_MAX_ENTRIES:
+            self._stats = {k: v for k, v in self._stats.items() if now - v[0] < STATS_SECONDS}
+        self._stats[key] = (now, stats.remaining, stats.reset_time)
+        return stats.remaining, stats.reset_time - time.time()
 
 
 class Enforcer:
