@@ -65,8 +65,7 @@ def _key(row: tuple[Any, ...]) -> DeviceKey:
 
 
 async def _directory(db: Database, statement: str, params: tuple[object, ...]) -> None:
-    pool = await db.app_pool()
-    async with pool.connection() as conn, conn.transaction():
+    async with db.app_control() as conn, conn.transaction():
         await conn.execute(statement, params)
 
 

@@ -123,8 +123,9 @@ class Database:
 
     @asynccontextmanager
     async def app_control(self) -> AsyncIterator[AsyncConnection]:
-        """The application role on the main database: the control-plane reads and writes it is granted
-        (``camcount.db.roles.grant_control_plane``), for what tenants ask the API about themselves."""
+        """A pooled connection as the application role on the main database: the control-plane reads
+        and writes it is granted (``camcount.db.roles.grant_control_plane``). Tenant data goes
+        through ``camcount.db.scope.tenant_transaction`` instead."""
         pool = await self.app_pool()
         async with pool.connection() as conn:
             yield conn

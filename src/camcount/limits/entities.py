@@ -30,8 +30,7 @@ ENTITY_RESOURCES: dict[str, tuple[str, str]] = {
 
 async def limit_for(db: Database, tenant_id: int, resource: str) -> int | None:
     """The tenant's effective limit (plan value or override); None = unlimited."""
-    pool = await db.app_pool()
-    async with pool.connection() as conn:
+    async with db.app_control() as conn:
         cur = await conn.execute(
             "SELECT limit_value FROM control.tenant_limits WHERE tenant_id = %s AND resource = %s",
             (tenant_id, resource),

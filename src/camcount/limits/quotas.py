@@ -212,8 +212,7 @@ class QuotaMeter:
             await self._release(tenant.id, resource, old)
         start, end = period_bounds(QUOTAS.get(resource, "daily"), now, tenant.timezone)
         lease = _Lease(start, end)
-        pool = await self.db.app_pool()
-        async with pool.connection() as conn:
+        async with self.db.app_control() as conn:
             cur = await conn.execute(
                 "SELECT limit_value, current_usage, period_start FROM control.tenant_limits "
                 "WHERE tenant_id = %s AND resource = %s",
@@ -241,8 +240,7 @@ class QuotaMeter:
                 self._refuse(tenant, resource, lease)
             assert lease.limit is not None
             want = max(self._block(lease.limit), n - lease.remaining)
-            pool = await self.db.app_pool()
-            async with pool.connection() as conn:
+            async with self.db.app_control() as conn:
                 cur = await conn.execute(
                     _RESERVE, {"want": want, "ps": lease.period_start, "t": tenant.id, "r": resource}
                 )
@@ -289,8 +287,7 @@ class QuotaMeter:
         if lease.remaining <= 0:
             return
         unused, lease.remaining = lease.remaining, 0
-        pool = await self.db.app_pool()
-        async with pool.connection() as conn:
+        async with self.db.app_control() as conn:
             await conn.execute(_RELEASE, (unused, tenant_id, resource, lease.period_start))
 
     async def flush(self, *, release_all: bool = False) -> int:
@@ -298,9 +295,8 @@ class QuotaMeter:
         tally, self._tally = self._tally, {}
         written = 0
         if tally:
-            pool = await self.db.app_pool()
             try:
-                async with pool.connection() as conn, conn.cursor() as cur:
+                async with self.db.app_control() as conn, conn.cursor() as cur:
                     await cur.executemany(_HISTORY, [(t, r, d, n) for (t, r, d), n in sorted(tally.items())])
                 written = sum(tally.values())
             except Exception:

@@ -206,8 +206,7 @@ class Enforcer:
         cached = self._rates.get(tenant.id)
         if cached is not None and time.monotonic() - cached[0] < RATE_CACHE_SECONDS:
             return cached[1]
-        pool = await self.db.app_pool()
-        async with pool.connection() as conn:
+        async with self.db.app_control() as conn:
             cur = await conn.execute(
                 """
                 SELECT coalesce((SELECT limit_value FROM control.tenant_limits

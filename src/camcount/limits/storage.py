@@ -187,8 +187,7 @@ async def check_storage_allows_ingest(db: Database, tenant: Tenant) -> None:
     """
     cached = _cache.get(tenant.id)
     if cached is None or time.monotonic() - cached[0] > CHECK_CACHE_SECONDS:
-        pool = await db.app_pool()
-        async with pool.connection() as conn:
+        async with db.app_control() as conn:
             cur = await conn.execute(
                 """
                 SELECT (SELECT bytes FROM control.tenant_storage WHERE tenant_id = %(t)s),

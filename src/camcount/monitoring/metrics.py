@@ -133,8 +133,7 @@ FROM control.job_runs WHERE started_at > now() - interval '30 days' GROUP BY job
 
 async def refresh_from_database(db: Database) -> None:
     """Set the installation-wide gauges from the control plane and the open pools."""
-    pool = await db.app_pool()
-    async with pool.connection() as conn:
+    async with db.app_control() as conn:
         tenants = await (await conn.execute(_TENANTS_QUERY)).fetchall()
         health = await (await conn.execute(_HEALTH_QUERY)).fetchall()
         jobs = await (await conn.execute(_JOBS_QUERY)).fetchall()

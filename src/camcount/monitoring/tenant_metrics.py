@@ -127,8 +127,7 @@ async def _one(db: Database, tenant: Tenant, storage: tuple[int, str], *, now: d
             )
         ).fetchone()
         last = await (await conn.execute(_LAST_EVENT)).fetchone()
-    pool = await db.app_pool()
-    async with pool.connection() as conn:
+    async with db.app_control() as conn:
         ingestion = await (
             await conn.execute(_INGESTION, (tenant.id, now - timedelta(days=1), now))
         ).fetchone()

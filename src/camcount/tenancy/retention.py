@@ -29,8 +29,7 @@ async def event_retention_days(db: Database, cache: Cache, tenant_id: int) -> in
     cached = await cache.get(tenant_id, CACHE_NAME)
     if isinstance(cached, int):
         return cached
-    pool = await db.app_pool()
-    async with pool.connection() as conn:
+    async with db.app_control() as conn:
         row = await (await conn.execute(_QUERY, (tenant_id,))).fetchone()
     if row is None:
         return None
