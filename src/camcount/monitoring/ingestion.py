@@ -56,8 +56,7 @@ _TALLY = _Tally()
 
 
 async def _write(db: Database, rows: list[tuple[int, datetime, int, int, int]]) -> None:
-    pool = await db.app_pool()
-    async with pool.connection() as conn, conn.cursor() as cur:
+    async with db.app_control() as conn, conn.cursor() as cur:
         await cur.executemany(_UPSERT, rows)
 
 
@@ -91,10 +90,10 @@ def outcome_counts(results: Iterable[Any]) -> tuple[int, int, int]:
 
 
 async def record_ingestion_batch(
-    db: Database, tenant_id: int, results: Iterable[Any], *, now: datetime | None = None
+    db: Database, tenant_id: int, outcomes: tuple[int, int, int], *, now: datetime | None = None
 ) -> None:
-    """Count one committed batch (the events route calls this once per batch)."""
-    accepted, duplicate, rejected = outcome_counts(results)
+    """Count one committed batch's (accepted, duplicate, rejected) (the events route, once per batch)."""
+    accepted, duplicate, rejected = outcomes
     metrics.record_ingestion(accepted, duplicate, rejected)
     if accepted + duplicate + rejected == 0:
         return

@@ -200,7 +200,7 @@ async def set_limit(
     rows = await plans.set_tenant_limit(
         db, slug, resource, body.limit, reset_period=body.reset_period, actor=_actor(operator)
     )
-    await cache.invalidate_tenant(None)
+    await _tenant_changed(db, cache, slug)
     return _limits(rows)
 
 
@@ -213,7 +213,7 @@ async def unset_limit(
     cache: CacheDep,
 ) -> list[LimitOut]:
     rows = await plans.unset_tenant_limit(db, slug, resource, actor=_actor(operator))
-    await cache.invalidate_tenant(None)
+    await _tenant_changed(db, cache, slug)
     return _limits(rows)
 
 

@@ -28,7 +28,6 @@ from camcount.counting.ingest import (
     OLDEST_ACCEPTED,
     EventRow,
     IngestScope,
-    Outcome,
     Rejected,
     answer_json,
     as_row,
@@ -43,7 +42,7 @@ from camcount.db.scope import tenant_transaction
 from camcount.errors import InvalidInput
 from camcount.limits.quotas import QuotaExceeded
 from camcount.limits.rate import admit_ingest, refund_ingest
-from camcount.monitoring.ingestion import record_ingestion_batch
+from camcount.monitoring.ingestion import outcome_counts, record_ingestion_batch
 from camcount.tenancy.retention import event_retention_days
 
 router = APIRouter(tags=["events"])
@@ -174,9 +173,10 @@ async def post_events(
     except BaseException:
         refund_ingest(request, ctx.tenant, storable, now=now)  # nothing was stored
         raise
-    accepted = sum(result.status == Outcome.ACCEPTED for result in results)
+    outcomes = outcome_counts(results)
+    accepted = outcomes[0]
     refund_ingest(request, ctx.tenant, storable - accepted, now=now)
-    await record_ingestion_batch(db, ctx.tenant.id, results)  # counters (camcount.monitoring)
+    await record_ingestion_batch(db, ctx.tenant.id, outcomes)  # counters (camcount.monitoring)
     if accepted:
         await counts_changed(request.app.state.cache, ctx.tenant.id)  # cached /counts answers are stale
     # Committed: only now is the answer sent.
