@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import pydantic_core
 from psycopg import AsyncConnection
 
 from bench.counting_setup import (
@@ -52,6 +52,7 @@ from bench.counting_setup import (
     write_section,
 )
 from bench.cpu import CpuSeconds, cpu_by_group, server_pids
+from bench.http_client import KeepAliveClient
 from camcount.counting.ingest import CountEvent, ingest_events
 from camcount.db.pools import Database
 from camcount.db.scope import set_tenant_context, tenant_transaction
@@ -177,15 +178,25 @@ async def layer_path(db: Database, tenant: Tenant, batches: list[list[Row]], con
 async def api_path(base: str, tenant: Tenant, key: str, bodies: list[bytes], concurrency: int) -> float:
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     url = f"/t/{tenant.slug}/events"
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        await client.post(url, content=b'{"events": []}', headers=headers)  # warm the connection and caches
+    clients = [await KeepAliveClient.connect(base) for _ in range(concurrency)]
+    try:
+        for client in clients:  # warm the connections and the server's caches
+            status, answer = await client.post(url, b'{"events": []}', headers)
+            assert status == 200, answer
 
         async def work(body: bytes) -> None:
-            response = await client.post(url, content=body, headers=headers)
-            assert response.status_code == 200, response.text
-            assert response.json()["accepted"] == BATCH
+            client = clients.pop()
+            try:
+                status, answer = await client.post(url, body, headers)
+            finally:
+                clients.append(client)
+            assert status == 200, answer
+            assert pydantic_core.from_json(answer)["accepted"] == BATCH, answer[:500]
 
         return await run_parallel(bodies, concurrency, work)
+    finally:
+        for client in clients:
+            await client.close()
 
 
 async def main(args: argparse.Namespace) -> None:

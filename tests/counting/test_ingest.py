@@ -48,6 +48,23 @@ async def test_a_retried_batch_stores_nothing_twice(db: Database, make_tenant: T
     assert await _totals(db, tenant) == (50, sum(range(1, 51)), 50, sum(range(1, 51)))
 
 
+async def test_a_batch_of_stored_and_new_events_stores_the_new_ones_once(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    # The all-new statement meets a stored event halfway through the batch: whatever it wrote before
+    # must be undone, and the careful statement must store the new events exactly once.
+    tenant = await make_tenant()
+    camera = await make_camera(db, tenant, await make_site(db, tenant))
+    events = [event(camera, f"m{i:03}", NOW - timedelta(minutes=i), value=1) for i in range(100)]
+    await ingest(db, tenant, events[40:60], now=NOW)
+
+    results = await ingest(db, tenant, list(events), now=NOW)
+
+    expected = [Outcome.DUPLICATE if 40 <= i < 60 else Outcome.ACCEPTED for i in range(100)]
+    assert [r.status for r in results] == expected
+    assert await _totals(db, tenant) == (100, 100, 100, 100)
+
+
 async def test_an_event_repeated_within_one_batch_counts_once(
     db: Database, make_tenant: TenantFactory
 ) -> None:

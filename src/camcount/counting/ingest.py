@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Annotated, Any, NamedTuple, NotRequired
 
 import pydantic_core
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, errors
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
@@ -49,29 +49,31 @@ _OBJECT_CLASS_RE = re.compile(_OBJECT_CLASS_PATTERN)
 
 # One statement per batch. The checked events travel as seven binary arrays, one per column,
 # unnested in the server: no staging table (whose CREATE and DROP wrote the catalog on every batch)
-# and no COPY round trip. The ledger decides which events are new (in bytewise (camera_id,
-# event_id) order: one lock order for every batch, so two batches that share events cannot
-# deadlock), only those are stored and added to the rollups (upserted in key order), and their
-# cameras' last_delivery_at is refreshed (rows locked in id order). It returns the events that were
-# already stored: normally none.
-_INGEST = """
+# and no COPY round trip. The ledger decides which events are new, only those are stored and added
+# to the rollups, and their cameras' last_delivery_at is refreshed.
+#
+# Two batches that share events must take their row locks in one order, or they can deadlock. The
+# order is: ledger keys in bytewise (camera_id, event_id) order, then rollup rows in key order, then
+# camera rows in id order. Each step waits for the one before it through the data it reads (the
+# count subqueries run once, before their statement's first row), so the order does not depend on
+# how the planner schedules the CTEs, and it is the same in both statements below.
+_BATCH = """
 WITH batch AS (
     SELECT * FROM unnest(%(camera_id)b::int8[], %(event_id)b::text[], %(count_type)b::text[],
                          %(object_class)b::text[], %(count_value)b::int4[], %(confidence)b::float4[],
                          %(occurred_at)b::timestamptz[])
         AS b (camera_id, event_id, count_type, object_class, count_value, confidence, occurred_at)
-), fresh AS (
-    INSERT INTO counting_event_ids (tenant_id, camera_id, event_id, occurred_at)
-    SELECT %(tenant_id)b, camera_id, event_id, occurred_at FROM batch
-    ORDER BY camera_id, event_id COLLATE "C"
-    ON CONFLICT DO NOTHING
-    RETURNING camera_id, event_id
-), stored AS (
+)"""
+_LEDGER_INSERT = (
+    "\n    INSERT INTO counting_event_ids (tenant_id, camera_id, event_id, occurred_at)"
+    "\n    SELECT %(tenant_id)b, camera_id, event_id, occurred_at FROM batch"
+    '\n    ORDER BY camera_id, event_id COLLATE "C"'
+)
+_STORE_AND_ROLL_UP = """, stored AS (
     INSERT INTO counting_results (tenant_id, camera_id, event_id, count_type, object_class, count_value,
                                   confidence, occurred_at)
-    SELECT %(tenant_id)b, b.camera_id, b.event_id, b.count_type, b.object_class, b.count_value, b.confidence,
-           b.occurred_at
-    FROM batch b JOIN fresh f USING (camera_id, event_id)
+    SELECT %(tenant_id)b, camera_id, event_id, count_type, object_class, count_value, confidence, occurred_at
+    FROM new
     RETURNING camera_id, count_type, object_class, count_value, confidence, occurred_at
 ), rolled AS (
     INSERT INTO counting_rollups AS r (tenant_id, camera_id, count_type, object_class, bucket_start, total, events,
@@ -84,17 +86,55 @@ WITH batch AS (
     ON CONFLICT (tenant_id, camera_id, bucket_start, count_type, object_class) DO UPDATE
     SET total = r.total + EXCLUDED.total, events = r.events + EXCLUDED.events,
         confidence_sum = r.confidence_sum + EXCLUDED.confidence_sum
+    RETURNING 1
 ), touched AS (
     UPDATE cameras c SET last_delivery_at = %(now)b
     FROM (SELECT id FROM cameras
           WHERE id IN (SELECT camera_id FROM fresh)
             AND (last_delivery_at IS NULL OR last_delivery_at < %(stale)b)
+            AND (SELECT count(*) FROM rolled) >= 0
           ORDER BY id FOR NO KEY UPDATE) locked
     WHERE c.id = locked.id AND (c.last_delivery_at IS NULL OR c.last_delivery_at < %(now)b)
-)
+)"""
+
+# For any batch: the ledger's ON CONFLICT DO NOTHING tells the new events from those stored
+# before; the statement returns the latter (the rest were accepted).
+_INGEST = (
+    _BATCH
+    + ", fresh AS ("
+    + _LEDGER_INSERT
+    + """
+    ON CONFLICT DO NOTHING
+    RETURNING camera_id, event_id
+), new AS (
+    SELECT b.* FROM batch b JOIN fresh f USING (camera_id, event_id)
+)"""
+    + _STORE_AND_ROLL_UP
+    + """
 SELECT b.camera_id, b.event_id FROM batch b
 WHERE NOT EXISTS (SELECT FROM fresh f WHERE f.camera_id = b.camera_id AND f.event_id = b.event_id)
 """
+)
+
+# For the usual batch, whose events are all new: a plain INSERT into the ledger, whose unique key
+# still refuses a stored event. ON CONFLICT's speculative insertion (probe the key, insert, confirm)
+# cost about half the ledger's time, and the join back to what was new and the search for what was
+# not are not needed. A stored event raises unique_violation: :func:`_store` rolls back to a
+# savepoint and runs ``_INGEST``, which sorts the batch out.
+_INGEST_NEW = (
+    _BATCH
+    + ", fresh AS ("
+    + _LEDGER_INSERT
+    + """
+    RETURNING camera_id
+), new AS (
+    SELECT * FROM batch WHERE (SELECT count(*) FROM fresh) > 0
+)"""
+    + _STORE_AND_ROLL_UP
+    + """
+SELECT count(*) FROM fresh
+"""
+)
 _COLUMNS = ("camera_id", "event_id", "count_type", "object_class", "count_value", "confidence", "occurred_at")
 
 _KNOWN_CAMERAS = "SELECT id, site_id FROM cameras WHERE id = ANY(%s) FOR KEY SHARE"
@@ -442,5 +482,11 @@ async def _store(
         zip(_COLUMNS, (list(column) for column in zip(*rows, strict=True)), strict=True)
     )
     params.update(tenant_id=tenant_id, now=now, stale=now - LAST_DELIVERY_PRECISION)
+    try:
+        async with conn.transaction():  # a savepoint: the optimistic statement may meet a stored event
+            await conn.execute(_INGEST_NEW, params)
+        return set()
+    except errors.UniqueViolation:
+        pass  # some events were stored already (a retry, or a concurrent batch that committed first)
     cur = await conn.execute(_INGEST, params)
     return {(int(camera_id), str(event_id)) for camera_id, event_id in await cur.fetchall()}
