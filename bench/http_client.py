@@ -25,7 +25,8 @@ class KeepAliveClient:
     @classmethod
     async def connect(cls, base: str) -> KeepAliveClient:
         url = urlsplit(base)
-        assert url.scheme == "http" and url.hostname and url.port, base
+        if url.scheme != "http" or not url.hostname or not url.port:
+            raise ValueError(f"expected http://host:port, got {base}")
         reader, writer = await asyncio.open_connection(url.hostname, url.port, limit=1 << 20)
         return cls(reader, writer, f"{url.hostname}:{url.port}")
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
 from camcount.db.pools import Database
 from camcount.monitoring import metrics
@@ -77,16 +75,6 @@ async def flush_ingestion_counters(db: Database) -> int:
                 _TALLY.add(tid, hour, a, d, r)
             raise
         return len(rows)
-
-
-def outcome_counts(results: Iterable[Any]) -> tuple[int, int, int]:
-    """(accepted, duplicate, rejected) of ingestion results (objects with a ``status``)."""
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-    for result in results:
-        status = str(getattr(result, "status", ""))
-        if status in counts:
-            counts[status] += 1
-    return counts["accepted"], counts["duplicate"], counts["rejected"]
 
 
 async def record_ingestion_batch(

@@ -2,9 +2,10 @@
 
 Ingestion reads the body itself instead of declaring a pydantic model: each event is checked on
 its own so a bad event is rejected with its reason and never sinks the good ones. The hot path
-parses and checks a well-formed body in one pass in Rust
-(:func:`camcount.counting.ingest.parse_batch_json`) and stages rows straight from it; any other
-body takes the per-event path (:func:`camcount.counting.ingest.parse_event`), which gives the
+parses and checks a well-formed body in one pass in C into columns
+(:func:`camcount.counting.ingest.parse_batch_json`) and checks and stores them without a Python
+step per event (:func:`camcount.counting.ingest.ingest_columns`); any other body takes the
+per-event path (:func:`camcount.counting.ingest.parse_event`), which gives the
 reasons and the 422s. The answer is sent after the transaction has committed: an acknowledged
 event is durable.
 """
@@ -32,9 +33,11 @@ from camcount.counting.ingest import (
     answer_json,
     as_row,
     count_new_events,
+    ingest_columns,
     ingest_rows,
     parse_batch_json,
     parse_event,
+    tally,
 )
 from camcount.counting.queries import MAX_EVENT_PAGE, Order, Scope, list_events
 from camcount.db.pools import Database
@@ -42,7 +45,7 @@ from camcount.db.scope import tenant_transaction
 from camcount.errors import InvalidInput
 from camcount.limits.quotas import QuotaExceeded
 from camcount.limits.rate import admit_ingest, refund_ingest
-from camcount.monitoring.ingestion import outcome_counts, record_ingestion_batch
+from camcount.monitoring.ingestion import record_ingestion_batch
 from camcount.tenancy.retention import event_retention_days
 
 router = APIRouter(tags=["events"])
@@ -131,11 +134,14 @@ async def post_events(
     db: Annotated[Database, Depends(get_db)],
 ) -> Response:
     body = await request.body()
-    items: list[EventRow] | list[EventRow | Rejected] | None = parse_batch_json(body)
+    batch = parse_batch_json(body)  # the usual, well-formed batch: columns, no object per event
+    items: list[EventRow | Rejected] = []
     raw: list[Any] = []
-    if items is None:  # not a batch of well-formed events: 422 for a bad body, else event by event
+    if batch is None:  # not a batch of well-formed events: 422 for a bad body, else event by event
         raw = _batch(body)
-    size = len(raw) if items is None else len(items)
+        if len(raw) <= MAX_BATCH_EVENTS:
+            items = [as_row(parse_event(item)) for item in raw]
+    size = len(raw) if batch is None else len(batch)
     if size > MAX_BATCH_EVENTS:
         return problem_response(
             413,
@@ -143,18 +149,17 @@ async def post_events(
             ctx.request_id,
             code="batch-too-large",
         )
-    if items is None:
-        items = [as_row(parse_event(item)) for item in raw]
     # Storage limit (507) and the monthly events quota (429 with Retry-After), before any write:
     # the whole batch must fit; what is not stored (duplicates of a retry) is given back after.
     now = datetime.now(UTC)
-    storable = sum(not isinstance(e, Rejected) for e in items)
+    storable = len(batch) if batch is not None else sum(not isinstance(e, Rejected) for e in items)
     try:
         await admit_ingest(request, db, ctx.tenant, storable, now=now)
     except QuotaExceeded:
         # Near the limit: a retry of batches already stored must not be refused for its duplicates.
+        keys = (batch.camera_id, batch.event_id) if batch is not None else _keys(items)
         async with tenant_transaction(db, ctx.tenant.location) as conn:
-            fresh = await count_new_events(conn, ctx.tenant.id, items)
+            fresh = await count_new_events(conn, ctx.tenant.id, *keys)
         if fresh >= storable:
             raise
         await admit_ingest(request, db, ctx.tenant, fresh, now=now)
@@ -169,18 +174,29 @@ async def post_events(
     oldest = now - timedelta(days=retention_days) if retention_days else OLDEST_ACCEPTED
     try:
         async with tenant_transaction(db, ctx.tenant.location) as conn:
-            results = await ingest_rows(conn, ctx.tenant.id, items, now=now, scope=scope, oldest=oldest)
+            if batch is not None:
+                results = await ingest_columns(
+                    conn, ctx.tenant.id, batch, now=now, scope=scope, oldest=oldest
+                )
+            else:
+                results = await ingest_rows(conn, ctx.tenant.id, items, now=now, scope=scope, oldest=oldest)
     except BaseException:
         refund_ingest(request, ctx.tenant, storable, now=now)  # nothing was stored
         raise
-    outcomes = outcome_counts(results)
+    outcomes = tally(results)
     accepted = outcomes[0]
     refund_ingest(request, ctx.tenant, storable - accepted, now=now)
     await record_ingestion_batch(db, ctx.tenant.id, outcomes)  # counters (camcount.monitoring)
     if accepted:
         await counts_changed(request.app.state.cache, ctx.tenant.id)  # cached /counts answers are stale
     # Committed: only now is the answer sent.
-    return Response(answer_json(results), media_type="application/json")
+    return Response(answer_json(results, outcomes), media_type="application/json")
+
+
+def _keys(items: list[EventRow | Rejected]) -> tuple[list[int], list[str]]:
+    """(camera ids, event ids) of the well-formed events."""
+    rows = [item for item in items if not isinstance(item, Rejected)]
+    return [r[0] for r in rows], [r[1] for r in rows]
 
 
 @router.get("/events", response_model=EventPage, summary="List count events (keyset pages)")
