@@ -112,6 +112,35 @@ async def test_a_batch_larger_than_what_is_left_is_refused_whole(
     assert (await _row(db, tenant.id, EVENTS))[0] == 100
 
 
+async def test_event_batches_reserve_room_for_a_few_more_batches_per_refill(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    # A refill is a control-plane transaction: one per 1,000-event batch was one per request.
+    tenant = await make_tenant()
+    await set_tenant_limit(db, tenant.slug, EVENTS, 10_000_000, actor="test")
+    meter = QuotaMeter(db)
+    await meter.consume(tenant, EVENTS, 1000)
+    assert (await _row(db, tenant.id, EVENTS))[0] == 4000  # this batch and three more like it
+    for _ in range(3):
+        await meter.consume(tenant, EVENTS, 1000)
+    assert (await _row(db, tenant.id, EVENTS))[0] == 4000  # served from memory
+    await meter.consume(tenant, EVENTS, 1000)
+    assert (await _row(db, tenant.id, EVENTS))[0] == 8000
+    await meter.stop()  # the unused lease goes back
+    assert (await _row(db, tenant.id, EVENTS))[0] == 5000
+
+
+async def test_a_batch_lease_never_takes_more_than_a_hundredth_of_the_limit(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    tenant = await make_tenant()
+    await set_tenant_limit(db, tenant.slug, EVENTS, 200_000, actor="test")
+    meter = QuotaMeter(db)
+    await meter.consume(tenant, EVENTS, 1000)
+    assert (await _row(db, tenant.id, EVENTS))[0] == 2000  # 1% of 200,000, not 4 batches
+    await meter.stop()
+
+
 async def test_crossing_80_and_100_percent_is_recorded_once_per_period(
     db: Database, make_tenant: TenantFactory
 ) -> None:

@@ -41,6 +41,9 @@ from camcount.db.binary_arrays import (
     text_array,
     timestamptz_array,
 )
+from camcount.db.pools import Database
+from camcount.db.scope import tenant_fetch, tenant_transaction
+from camcount.tenancy.models import TenantLocation
 
 MAX_BATCH_EVENTS = 5000
 MAX_FUTURE_SKEW = timedelta(minutes=5)
@@ -74,8 +77,8 @@ WITH batch AS (
 _LEDGER_INSERT = (
     "\n    INSERT INTO counting_event_ids (tenant_id, camera_id, event_id, occurred_at)"
     "\n    SELECT %(tenant_id)b, camera_id, event_id, occurred_at FROM batch"
-    '\n    ORDER BY camera_id, event_id COLLATE "C"'
 )
+_LEDGER_ORDER = '\n    ORDER BY camera_id, event_id COLLATE "C"'
 _STORE_AND_ROLL_UP = """, stored AS (
     INSERT INTO counting_results (tenant_id, camera_id, event_id, count_type, object_class, count_value,
                                   confidence, occurred_at)
@@ -110,6 +113,7 @@ _INGEST = (
     _BATCH  # noqa: S608 (composed of this module's constant SQL only)
     + ", fresh AS ("
     + _LEDGER_INSERT
+    + _LEDGER_ORDER
     + """
     ON CONFLICT DO NOTHING
     RETURNING camera_id, event_id
@@ -123,15 +127,28 @@ WHERE NOT EXISTS (SELECT FROM fresh f WHERE f.camera_id = b.camera_id AND f.even
 """
 )
 
-# For the usual batch, whose events are all new: a plain INSERT into the ledger, whose unique key
-# still refuses a stored event. ON CONFLICT's speculative insertion (probe the key, insert, confirm)
-# cost about half the ledger's time, and the join back to what was new and the search for what was
-# not are not needed. A stored event raises unique_violation: :func:`_store` rolls back to a
-# savepoint and runs ``_INGEST``, which sorts the batch out.
+# For the usual batch, whose events are all new and whose cameras all exist and are in the
+# credential's scope: a plain INSERT into the ledger, whose unique key still refuses a stored event.
+# ON CONFLICT's speculative insertion (probe the key, insert, confirm) cost about half the ledger's
+# time, and the join back to what was new and the search for what was not are not needed. The
+# statement checks the cameras itself (locking them against deletion, as ``_KNOWN_CAMERAS`` does)
+# and writes nothing unless all pass, so the whole transaction can go in one round trip
+# (:func:`ingest_batch`). It returns how many events it stored: all of them, or none when a camera
+# did not pass. A stored event raises unique_violation; the batch then takes the careful path.
 _INGEST_NEW = (
     _BATCH  # noqa: S608 (composed of this module's constant SQL only)
-    + ", fresh AS ("
+    + """, allowed AS (
+    SELECT count(*) AS cameras FROM (
+        SELECT id FROM cameras
+        WHERE id = ANY(%(cameras)s)
+          AND (%(scope_site)s::int8 IS NULL OR site_id = %(scope_site)s::int8)
+          AND (%(scope_camera)s::int8 IS NULL OR id = %(scope_camera)s::int8)
+        ORDER BY id FOR KEY SHARE
+    ) c
+), fresh AS ("""
     + _LEDGER_INSERT
+    + "\n    WHERE (SELECT cameras FROM allowed) = %(camera_count)s"
+    + _LEDGER_ORDER
     + """
     RETURNING camera_id
 ), new AS (
@@ -431,56 +448,83 @@ async def ingest_events(
     )
 
 
-async def ingest_columns(
-    conn: AsyncConnection,
-    tenant_id: int,
+async def ingest_batch(
+    db: Database,
+    location: TenantLocation,
     batch: EventColumns,
     *,
     now: datetime,
     scope: IngestScope = UNRESTRICTED,
     oldest: datetime = OLDEST_ACCEPTED,
 ) -> list[EventResult]:
-    """:func:`ingest_events` for a well-formed batch in columns (the HTTP hot path).
+    """Store a well-formed batch given in columns (the HTTP hot path); one result per event, in order.
 
-    The checks run on whole columns (the distinct cameras, the earliest and latest time, the
-    distinct keys); a batch that passes them all, the usual one, is stored without a Python step per
-    event. Any other goes event by event through :func:`ingest_rows`, which gives each its reason.
+    The usual batch (every event new, its cameras known and in scope, its times in range, no key
+    twice) is stored in one round trip: BEGIN, the tenant context, ``_INGEST_NEW`` and COMMIT in one
+    pipeline, with no Python step per event. Any other batch leaves nothing behind there and goes
+    event by event through :func:`ingest_rows` in a new transaction, which gives each its outcome.
     """
-    cameras = await _known_cameras(conn, set(batch.camera_id))
-    if not _all_pass(batch, cameras, now=now, scope=scope, oldest=oldest):
-        return await _ingest_checked_rows(
-            conn, tenant_id, batch.rows(), cameras, now=now, scope=scope, oldest=oldest
+    seen_before = False
+    if _times_and_keys_pass(batch, now=now, oldest=oldest):
+        params = _statement_params(location.tenant_id, batch, now) | _camera_check(batch, scope)
+        try:
+            [(stored,)] = await tenant_fetch(db, location, _INGEST_NEW, params)
+        except errors.UniqueViolation:
+            seen_before = True  # some events were stored already (a retry, or a concurrent batch)
+        else:
+            if stored == len(batch):
+                accepted = Outcome.ACCEPTED
+                return [
+                    EventResult(e, c, accepted) for e, c in zip(batch.event_id, batch.camera_id, strict=True)
+                ]
+    async with tenant_transaction(db, location) as conn:
+        return await ingest_rows(
+            conn,
+            location.tenant_id,
+            batch.rows(),
+            now=now,
+            scope=scope,
+            oldest=oldest,
+            optimistic=not seen_before,
         )
-    already = await _store(conn, tenant_id, batch, now)
-    accepted = Outcome.ACCEPTED
-    results = [EventResult(e, c, accepted) for e, c in zip(batch.event_id, batch.camera_id, strict=True)]
-    if already:
-        duplicate = Outcome.DUPLICATE
-        results = [
-            EventResult(r.event_id, r.camera_id, duplicate, "already received")
-            if (r.camera_id, r.event_id) in already
-            else r
-            for r in results
-        ]
-    return results
 
 
-def _all_pass(
-    batch: EventColumns, cameras: dict[int, int], *, now: datetime, scope: IngestScope, oldest: datetime
-) -> bool:
-    """Whether every event passes the checks of :func:`_check_rows` (then all are stored or duplicates)."""
+def _times_and_keys_pass(batch: EventColumns, *, now: datetime, oldest: datetime) -> bool:
+    """Whether every event's time is in range and no (camera_id, event_id) comes twice."""
     if not batch:
-        return True
-    distinct = set(batch.camera_id)
-    if not distinct <= cameras.keys():
-        return False
-    if scope != UNRESTRICTED and not all(scope.allows(c, cameras[c]) for c in distinct):
-        return False
+        return False  # nothing to store: the per-event path answers at once
     if max(batch.occurred_at) > now + MAX_FUTURE_SKEW or min(batch.occurred_at) < max(
         oldest, OLDEST_ACCEPTED
     ):
         return False
     return len(set(zip(batch.camera_id, batch.event_id, strict=True))) == len(batch)
+
+
+def _camera_check(batch: EventColumns, scope: IngestScope) -> dict[str, Any]:
+    """``_INGEST_NEW``'s camera parameters: every distinct camera must exist and be in ``scope``."""
+    cameras = sorted(set(batch.camera_id))
+    return {
+        "cameras": int8_array(cameras),
+        "camera_count": len(cameras),
+        "scope_site": scope.site_id,
+        "scope_camera": scope.camera_id,
+    }
+
+
+def _statement_params(tenant_id: int, batch: EventColumns, now: datetime) -> dict[str, Any]:
+    """The parameters of both ingestion statements: the batch as seven binary arrays, and the clock."""
+    return {
+        "camera_id": int8_array(batch.camera_id),
+        "event_id": text_array(batch.event_id),
+        "count_type": text_array(batch.count_type),
+        "object_class": text_array(batch.object_class),
+        "count_value": int4_array(batch.count_value),
+        "confidence": float4_array(batch.confidence),
+        "occurred_at": timestamptz_array(batch.occurred_at),
+        "tenant_id": tenant_id,
+        "now": now,
+        "stale": now - LAST_DELIVERY_PRECISION,
+    }
 
 
 async def ingest_rows(
@@ -491,31 +535,18 @@ async def ingest_rows(
     now: datetime,
     scope: IngestScope = UNRESTRICTED,
     oldest: datetime = OLDEST_ACCEPTED,
+    optimistic: bool = True,
 ) -> list[EventResult]:
     """:func:`ingest_events` for events already in row form.
 
     ``oldest``: events before it are refused (the tenant's retention boundary, see
-    :mod:`camcount.tenancy.retention`).
+    :mod:`camcount.tenancy.retention`). ``optimistic``: try the all-new statement first (False
+    when some events are known to be stored already).
     """
-    camera_ids = {item[0] for item in items if not isinstance(item, Rejected)}
-    cameras = await _known_cameras(conn, camera_ids)
-    return await _ingest_checked_rows(conn, tenant_id, items, cameras, now=now, scope=scope, oldest=oldest)
-
-
-async def _ingest_checked_rows(
-    conn: AsyncConnection,
-    tenant_id: int,
-    items: Sequence[EventRow | Rejected],
-    cameras: dict[int, int],
-    *,
-    now: datetime,
-    scope: IngestScope,
-    oldest: datetime,
-) -> list[EventResult]:
-    """Check each event against ``cameras`` (id -> site, as read by :func:`_known_cameras`), store the good."""
     results: list[EventResult | None] = [None] * len(items)
     candidates: dict[tuple[int, str], int] = {}
     fresh_rows: list[EventRow] = []
+    cameras = await _known_cameras(conn, {item[0] for item in items if not isinstance(item, Rejected)})
     latest = now + MAX_FUTURE_SKEW
     restricted = scope != UNRESTRICTED
     for index, item in enumerate(items):
@@ -543,7 +574,7 @@ async def _ingest_checked_rows(
             candidates[key] = index
             fresh_rows.append(item)
     if fresh_rows:
-        already = await _store(conn, tenant_id, EventColumns.of_rows(fresh_rows), now)
+        already = await _store(conn, tenant_id, EventColumns.of_rows(fresh_rows), now, optimistic=optimistic)
         for key, index in candidates.items():
             if key in already:
                 results[index] = EventResult(key[1], key[0], Outcome.DUPLICATE, "already received")
@@ -578,32 +609,24 @@ async def _known_cameras(conn: AsyncConnection, camera_ids: set[int]) -> dict[in
 
 
 async def _store(
-    conn: AsyncConnection, tenant_id: int, batch: EventColumns, now: datetime
+    conn: AsyncConnection, tenant_id: int, batch: EventColumns, now: datetime, *, optimistic: bool
 ) -> set[tuple[int, str]]:
-    """Run the ingestion statement over ``batch`` (checked, no key twice).
+    """Run an ingestion statement over ``batch`` (checked: cameras known and locked, no key twice).
 
     Returns the (camera_id, event_id) of events that were already stored (by an earlier or a
     concurrent, committed batch).
     """
     if not batch:
         return set()
-    params: dict[str, Any] = {
-        "camera_id": int8_array(batch.camera_id),
-        "event_id": text_array(batch.event_id),
-        "count_type": text_array(batch.count_type),
-        "object_class": text_array(batch.object_class),
-        "count_value": int4_array(batch.count_value),
-        "confidence": float4_array(batch.confidence),
-        "occurred_at": timestamptz_array(batch.occurred_at),
-        "tenant_id": tenant_id,
-        "now": now,
-        "stale": now - LAST_DELIVERY_PRECISION,
-    }
-    try:
-        async with conn.transaction():  # a savepoint: the optimistic statement may meet a stored event
-            await conn.execute(_INGEST_NEW, params)
-        return set()
-    except errors.UniqueViolation:
-        pass  # some events were stored already (a retry, or a concurrent batch that committed first)
+    params = _statement_params(tenant_id, batch, now)
+    if optimistic:
+        try:
+            async with conn.transaction():  # a savepoint: the all-new statement may meet a stored event
+                cur = await conn.execute(_INGEST_NEW, params | _camera_check(batch, UNRESTRICTED))
+                row = await cur.fetchone()
+            if row is not None and row[0] == len(batch):
+                return set()
+        except errors.UniqueViolation:
+            pass  # some events were stored already: the careful statement tells which
     cur = await conn.execute(_INGEST, params)
     return {(int(camera_id), str(event_id)) for camera_id, event_id in await cur.fetchall()}

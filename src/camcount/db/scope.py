@@ -59,6 +59,8 @@ async def tenant_fetch(
     location: TenantLocation,
     query: bytes | str,
     params: tuple[object, ...] | Mapping[str, object],
+    *,
+    prepare: bool | None = None,
 ) -> list[tuple[Any, ...]]:
     """One read-only query in its own tenant-scoped transaction, in a single network round trip.
 
@@ -66,20 +68,27 @@ async def tenant_fetch(
     query, ``COMMIT``; sent as one pipeline instead of four round trips (the hot read path). The
     explicit BEGIN/COMMIT in autocommit mode lets psycopg queue all four without intermediate
     syncs. Schema and database placements change ``search_path`` per transaction, which
-    invalidates prepared statements, so their queries are sent unprepared.
+    invalidates prepared statements, so their queries are sent unprepared; ``prepare=False`` does
+    the same for any placement.
     """
     pool = await db.app_pool(location.server, location.database_name)
-    prepare = None if location.schema_name == POOLED_SCHEMA else False
+    if location.schema_name != POOLED_SCHEMA:
+        prepare = False
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
         try:
             async with conn.pipeline():
-                await conn.execute(b"BEGIN")
+                # BEGIN and COMMIT are never prepared: after a failed statement the server skips
+                # the rest of the pipeline, COMMIT's PREPARE with it, but psycopg 3.3 would count it
+                # as prepared and later send "prepared statement does not exist" errors.
+                await conn.execute(b"BEGIN", prepare=False)
                 await conn.execute(
-                    _SET_CONTEXT, (search_path_for(location.schema_name), str(location.tenant_id))
+                    _SET_CONTEXT,
+                    (search_path_for(location.schema_name), str(location.tenant_id)),
+                    prepare=prepare,
                 )
                 cur = await conn.execute(query, params, prepare=prepare)
-                await conn.execute(b"COMMIT")
+                await conn.execute(b"COMMIT", prepare=False)
         finally:
             if conn.info.transaction_status != TransactionStatus.IDLE:
                 await conn.execute(b"ROLLBACK")

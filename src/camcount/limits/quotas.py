@@ -9,7 +9,8 @@ processes, with no Redis needed.
 
 The price of that guarantee is the opposite margin: a process may be refused while another
 process still holds unused units. That early refusal is bounded by ``(processes - 1) * block``
-units (block = 1% of the limit, at least 1, at most ``max_block``), and it closes within
+units (block = 1% of the limit, at least 1, at most ``max_block`` or, for requests of many units
+such as event batches, room for ``REQUESTS_AHEAD`` more of them), and it closes within
 ``idle_release`` seconds: a process returns a lease it has not touched for that long (and every
 lease at shutdown). A process that crashes loses its unused block for the rest of the period.
 
@@ -122,6 +123,10 @@ VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
 """
 
 
+# A refill for a request of many units (an event batch) reserves room for this many more like it.
+REQUESTS_AHEAD = 4
+
+
 class QuotaMeter:
     """One per API process. ``consume`` is the hot path: memory only, except once per block."""
 
@@ -202,8 +207,14 @@ class QuotaMeter:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    def _block(self, limit: int) -> int:
-        return max(1, min(self.max_block, math.ceil(limit * self.block_fraction)))
+    def _block(self, limit: int, n: int = 1) -> int:
+        """Units to reserve at a refill: ``max_block`` or room for a few more requests of ``n`` units.
+
+        Never more than ``block_fraction`` of the limit. A batch of 1,000 events would otherwise
+        refill (a control-plane transaction) on every request.
+        """
+        share = max(1, math.ceil(limit * self.block_fraction))
+        return min(share, max(self.max_block, REQUESTS_AHEAD * n))
 
     async def _new_period(self, tenant: Tenant, resource: str, now: datetime) -> _Lease:
         key = (tenant.id, resource)
@@ -239,7 +250,7 @@ class QuotaMeter:
             if time.monotonic() < lease.refused_until:
                 self._refuse(tenant, resource, lease)
             assert lease.limit is not None
-            want = max(self._block(lease.limit), n - lease.remaining)
+            want = max(self._block(lease.limit, n), n - lease.remaining)
             async with self.db.app_control() as conn:
                 cur = await conn.execute(
                     _RESERVE, {"want": want, "ps": lease.period_start, "t": tenant.id, "r": resource}

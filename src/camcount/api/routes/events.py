@@ -4,7 +4,7 @@ Ingestion reads the body itself instead of declaring a pydantic model: each even
 its own so a bad event is rejected with its reason and never sinks the good ones. The hot path
 parses and checks a well-formed body in one pass in C into columns
 (:func:`camcount.counting.ingest.parse_batch_json`) and checks and stores them without a Python
-step per event (:func:`camcount.counting.ingest.ingest_columns`); any other body takes the
+step per event (:func:`camcount.counting.ingest.ingest_batch`, one round trip); any other body takes the
 per-event path (:func:`camcount.counting.ingest.parse_event`), which gives the
 reasons and the 422s. The answer is sent after the transaction has committed: an acknowledged
 event is durable.
@@ -33,7 +33,7 @@ from camcount.counting.ingest import (
     answer_json,
     as_row,
     count_new_events,
-    ingest_columns,
+    ingest_batch,
     ingest_rows,
     parse_batch_json,
     parse_event,
@@ -173,12 +173,10 @@ async def post_events(
     retention_days = await event_retention_days(db, request.app.state.cache, ctx.tenant.id)
     oldest = now - timedelta(days=retention_days) if retention_days else OLDEST_ACCEPTED
     try:
-        async with tenant_transaction(db, ctx.tenant.location) as conn:
-            if batch is not None:
-                results = await ingest_columns(
-                    conn, ctx.tenant.id, batch, now=now, scope=scope, oldest=oldest
-                )
-            else:
+        if batch is not None:
+            results = await ingest_batch(db, ctx.tenant.location, batch, now=now, scope=scope, oldest=oldest)
+        else:
+            async with tenant_transaction(db, ctx.tenant.location) as conn:
                 results = await ingest_rows(conn, ctx.tenant.id, items, now=now, scope=scope, oldest=oldest)
     except BaseException:
         refund_ingest(request, ctx.tenant, storable, now=now)  # nothing was stored
