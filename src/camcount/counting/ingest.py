@@ -4,20 +4,20 @@ The checked batch travels to the server as seven binary arrays, one per column, 
 unnests them, deduplicates by (camera, event_id) through ``counting_event_ids`` (a unique key the
 partitioned table cannot hold), stores only the new events, adds them to the 15-minute rollups and
 refreshes the cameras' ``last_delivery_at``. Nothing is staged: no temporary table, so no catalog
-writes per batch and no session state a pooled connection could carry to the next request. A retried or concurrent duplicate
-inserts nothing and adds nothing: the second inserter waits on the unique key until the first
-commits, then skips. The real tables are reached through the transaction's ``search_path`` and RLS
-confines every row to the tenant.
+writes per batch and no session state a pooled connection could carry to the next request. A
+retried or concurrent duplicate inserts nothing and adds nothing. The real tables are reached
+through the transaction's ``search_path`` and RLS confines every row to the tenant.
+
+Two statements, two paths (docs/counting.md, "Idempotency design"). The usual batch, all new and
+well formed, goes in one round trip through ``_INGEST_NEW`` (:func:`ingest_batch`), which checks
+the cameras itself and writes the ledger with a plain INSERT. Any other batch goes event by event
+(:func:`ingest_rows`), each event checked on its own so a bad one is rejected with a reason and
+never sinks the good ones, and ``_INGEST`` sorts new from stored with ON CONFLICT.
 
 Concurrency: two batches that share events must take their row locks in one order, or they can
-deadlock (A holds x and waits for y, B holds y and waits for x). The ledger is written in
-(camera_id, event_id) order (bytewise, ``COLLATE "C"``), rollup rows are upserted in key order, and
-the cameras' ``last_delivery_at`` rows are locked in id order, all in one statement whose plan is
-the same for every batch.
-
-Each event is checked on its own (:func:`parse_event`, or :func:`parse_batch_json` for a whole
-well-formed body at once, then camera and scope checks here), so a bad event is rejected with a
-reason and never sinks the good ones.
+deadlock (A holds x and waits for y, B holds y and waits for x). Both statements write the ledger
+in (camera_id, event_id) order (bytewise), then upsert rollup rows in key order, then lock the
+cameras' rows in id order.
 """
 
 from __future__ import annotations
