@@ -153,7 +153,7 @@ def record(title: str, body: str) -> None:
     if head not in text:
         text = (
             text.rstrip("\n")
-            + f"\n\n{head}\n\nMachine: 2 cores shared with four other engineers working at the same time, so figures move between runs; both sides of each ratio are measured in the same run, alternating.\n"
+            + f"\n\n{head}\n\nMachine: 2 cores shared by the client, the server and PostgreSQL (and whatever else runs: see the load average), so figures move between runs; both sides of each ratio are measured in the same run, alternating.\n"
         )
     start = text.index(head)
     end_match = re.search(r"\n## ", text[start + len(head) :])

@@ -188,7 +188,7 @@ def _record(options: argparse.Namespace, bare: float, read: float, ratio: float)
         f"| authenticated `GET /t/{{slug}}/cameras/{{id}}` | {read:.0f} |\n"
         f"| **ratio** (target ≥ 0.5) | **{ratio:.2f}** |\n\n"
         f"Machine load (1-minute load average) at the start and end of the run: {options.load_before} and "
-        f"{os.getloadavg()[0]:.1f} on 2 cores shared with other engineers' test runs and benchmarks, so "
+        f"{os.getloadavg()[0]:.1f} on 2 cores (shared by client, server and PostgreSQL, and whatever else runs), so "
         "absolute figures move a lot between runs; both sides of the ratio are measured in the same run, "
         "alternating. History: 0.28 and 0.23 before the camera answer was cached; 0.77 recorded after it; "
         "0.91 after the access-log formatter stopped running its masking substitutions on strings that "

@@ -188,7 +188,7 @@ def machine() -> str:
         version = str((conn.execute("SHOW server_version").fetchone() or ["?"])[0])
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"{os.cpu_count()} CPUs ({cpu}), PostgreSQL {version}, Python {platform.python_version()}; "
-            f"load average at the start {load} (shared with 4 other engineers' work)")  # fmt: skip
+            f"load average at the start {load}")  # fmt: skip
 
 
 def write_section(title: str, body: str) -> None:

@@ -283,7 +283,7 @@ def report(
         for path, (p50, p99) in stats.items()
     )
     return f"""
-Measured {stamp()} on {header}. Figures were taken under load from other engineers' work on the
+Measured {stamp()} on {header}. Client, server and PostgreSQL share the
 same 2 cores; compare the ratios, not the absolute numbers.
 
 Command: `.venv/bin/python -m bench.dashboard --scale {args.scale} --requests {args.requests}`

@@ -13,8 +13,8 @@ hits them alike), each inserting fresh rows of the same shape into the same tena
   ``INSERT INTO counting_results ... ON CONFLICT DO NOTHING`` (the table's own unique key), in a
   tenant transaction on long-lived owner connections, one transaction per batch (RLS is forced for
   the owner too). No idempotency table, no rollups, no camera checks, no HTTP.
-- ``layer``: :func:`camcount.counting.ingest.ingest_events` called in process on the application
-  role's pool (no HTTP): what the data layer costs.
+- ``layer``: :func:`camcount.counting.ingest.ingest_batch` called in process on the application
+  role's pool (no HTTP, no JSON): what the data layer costs.
 - ``api-baseline`` (only with ``--baseline-tree``): ``POST /events`` served by another checkout's
   code (e.g. ``git worktree add /tmp/before <commit>``), against the same database: before and after
   a change, side by side in one run.
@@ -53,7 +53,7 @@ from bench.counting_setup import (
 )
 from bench.cpu import CpuSeconds, cpu_by_group, server_pids
 from bench.http_client import KeepAliveClient
-from camcount.counting.ingest import CountEvent, ingest_events
+from camcount.counting.ingest import EventColumns, ingest_batch
 from camcount.db.pools import Database
 from camcount.db.scope import set_tenant_context, tenant_transaction
 from camcount.tenancy.models import Tenant
@@ -104,10 +104,6 @@ def as_body(batch: list[Row]) -> bytes:
         for c, e, t, oc, v, conf, at in batch
     ]  # fmt: skip
     return json.dumps({"events": events}).encode()
-
-
-def as_events(batch: list[Row]) -> list[CountEvent]:
-    return [CountEvent(e, c, t, v, at, conf, oc) for c, e, t, oc, v, conf, at in batch]
 
 
 async def run_parallel(items: list[Any], concurrency: int, work: Callable[[Any], Awaitable[None]]) -> float:
@@ -167,9 +163,7 @@ async def raw_step(tenant_id: int) -> Callable[[AsyncConnection, list[Row]], Awa
 
 async def layer_path(db: Database, tenant: Tenant, batches: list[list[Row]], concurrency: int) -> float:
     async def work(batch: list[Row]) -> None:
-        events = as_events(batch)
-        async with tenant_transaction(db, tenant.location) as conn:
-            results = await ingest_events(conn, tenant.id, events, now=datetime.now(UTC))
+        results = await ingest_batch(db, tenant.location, EventColumns.of_rows(batch), now=datetime.now(UTC))
         assert all(r.status == "accepted" for r in results)
 
     return await run_parallel(batches, concurrency, work)
@@ -296,7 +290,7 @@ def report(
         for path, c in cpu.items()
     )
     return f"""
-Measured {stamp()} on {header}. Figures were taken under load from other engineers' work on the
+Measured {stamp()} on {header}. Client, server and PostgreSQL share the
 same 2 cores; compare the ratios, not the absolute numbers.
 
 Command: `.venv/bin/python -m bench.ingest --batches {args.batches} --rounds {args.rounds} --concurrency {args.concurrency} --workers {args.workers}`
@@ -327,14 +321,16 @@ checking 1,000 JSON events, the per-event answer, uvicorn. Reaching 0.8 would ne
 server together under about {raw_cpu / 0.8 - cpu["api"].postgres:.1f} ms per 1,000 events (they use
 {cpu["api"].api + cpu["api"].client:.1f} ms), and the cores kept busy.
 
-- `api`: JSON through uvicorn ({args.workers} worker(s), uvloop, httptools) with a device key;
+- `api`: JSON through uvicorn ({args.workers} worker(s), uvloop, httptools) with a device key, posted
+  by `bench/http_client.py` (keep-alive, the request in one write; httpx cost the shared cores about
+  4 ms of CPU per batch);
   idempotency by (camera, event_id) in `counting_event_ids`, 15-minute rollups in the same
   statement, answer after the commit.
 - `raw`: binary `COPY` into a temporary staging table, `INSERT INTO counting_results ... ON CONFLICT
   DO NOTHING` (its primary key, which holds occurred_at), one transaction per batch on long-lived
   owner connections (RLS is forced for the owner too).
-- `layer`: `ingest_events` in process (application role pool, tenant transaction: the camera check,
-  then the one ingestion statement over seven binary arrays).{baseline}
+- `layer`: `ingest_batch` in process (application role pool; BEGIN, tenant context, the all-new
+  ingestion statement over seven binary arrays and COMMIT in one round trip), no HTTP, no JSON.{baseline}
 """
 
 
@@ -344,7 +340,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--batches", type=int, default=40, help="batches of 1,000 per path and round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        help="clients sending at once, in every path (an API serves many devices)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the API")
     parser.add_argument(
         "--paths",
