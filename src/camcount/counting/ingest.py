@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from operator import methodcaller
+from operator import attrgetter
 from typing import Annotated, Any
 
 import msgspec
@@ -363,7 +363,7 @@ class _WireBatch(msgspec.Struct):
 
 
 _WIRE_BATCH = msgspec.json.Decoder(_WireBatch)
-_UTC_OFFSET = methodcaller("utcoffset")
+_TZINFO = attrgetter("tzinfo")
 
 
 def parse_batch_json(body: bytes) -> EventColumns | None:
@@ -390,7 +390,7 @@ def parse_batch_json(body: bytes) -> EventColumns | None:
         times = list(map(datetime.fromisoformat, [e.occurred_at for e in events]))
     except ValueError:
         return None
-    if None in map(_UTC_OFFSET, times):
+    if None in map(_TZINFO, times):  # fromisoformat gives a fixed offset or none at all
         return None
     return EventColumns([e.camera_id for e in events], event_ids, count_types, object_classes,
                         [e.count_value for e in events], [e.confidence for e in events], times)  # fmt: skip
