@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from camcount.accounts.key_usage import KeyUsage
+from camcount.accounts.key_usage import KeyUsage, OperatorTokenUsage
 from camcount.accounts.operators import OperatorService
 from camcount.accounts.tokens import TokenService
 from camcount.api.errors import install_error_handlers
@@ -64,7 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.tokens = tokens
             app.state.resolver = resolver
             app.state.key_usage = key_usage
-            app.state.operators = OperatorService(db)
+            operator_usage = OperatorTokenUsage(db)
+            operator_usage.start()
+            stack.push_async_callback(operator_usage.stop)
+            app.state.operators = OperatorService(db, operator_usage)
             if settings.limits_enforced:  # rate limits and the API-call quota (camcount.limits.rate)
                 app.state.limits = Enforcer(db, settings)
                 await app.state.limits.start()

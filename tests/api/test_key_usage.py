@@ -1,13 +1,15 @@
-"""api_keys.last_used_at: noted on each use, written by the API process now and then, never backwards."""
+"""last_used_at of device keys and operator tokens: noted on each use, written now and then, never backwards."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
 
-from camcount.accounts.key_usage import KeyUsage
+from camcount.accounts import operators
+from camcount.accounts.key_usage import KeyUsage, OperatorTokenUsage
 from camcount.db.pools import Database
 from tests.counting.helpers import fetch, make_camera, make_device_key, make_site
 from tests.fixtures.api import ApiTenantFactory
@@ -48,3 +50,37 @@ async def test_an_older_note_never_moves_last_used_at_back(
     assert await usage.flush() == 1
     assert await fetch(db, owner.tenant, "SELECT last_used_at FROM api_keys") == [(later,)]
     assert await usage.flush() == 0  # nothing left to write
+
+
+async def test_a_used_operator_token_shows_when_it_was_last_used(
+    api: httpx.AsyncClient, api_app: FastAPI, db: Database
+) -> None:
+    used, used_token = await operators.create_token(db, f"used-{uuid.uuid4().hex[:8]}", actor="test")
+    idle, _ = await operators.create_token(db, f"idle-{uuid.uuid4().hex[:8]}", actor="test")
+    before = datetime.now(UTC)
+    for _ in range(2):  # the second use is answered from the verification cache: still noted
+        answer = await api.get("/admin/tenants", headers={"Authorization": f"Bearer {used_token}"})
+        assert answer.status_code == 200, answer.text
+    await api_app.state.operators.usage.flush()  # the process would do this within a minute
+
+    listed = {t.name: t for t in await operators.list_tokens(db)}
+    assert listed[idle.name].last_used_at is None
+    last = listed[used.name].last_used_at
+    assert last is not None
+    assert before - timedelta(seconds=1) <= last <= datetime.now(UTC)
+    assert listed[used.name].as_dict()["last_used_at"] == last.isoformat()
+
+
+async def test_an_older_operator_note_never_moves_last_used_at_back(db: Database) -> None:
+    token, _ = await operators.create_token(db, f"op-{uuid.uuid4().hex[:8]}", actor="test")
+    usage = OperatorTokenUsage(db)
+    usage.note(token.prefix)
+    later = datetime.now(UTC) + timedelta(hours=1)  # another process already wrote a later use
+    async with db.owner() as conn:
+        await conn.execute(
+            "UPDATE control.operator_tokens SET last_used_at = %s WHERE prefix = %s", (later, token.prefix)
+        )
+    assert await usage.flush() == 1
+    listed = {t.name: t for t in await operators.list_tokens(db)}
+    assert listed[token.name].last_used_at == later
+    assert await usage.flush() == 0

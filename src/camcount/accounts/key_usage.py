@@ -1,10 +1,12 @@
-"""When each device key was last used (``api_keys.last_used_at``), without a write per request.
+"""When each credential was last used (``last_used_at``), without a write per request.
 
-Authentication notes the use in memory (a dictionary assignment); every ``FLUSH_SECONDS`` the API
-process writes what it noted, one statement per tenant, in that tenant's own scoped transaction.
-So ``last_used_at`` lags by at most ``FLUSH_SECONDS``; a process that dies, or a write that fails
-(logged), loses at most that much of this hint, never a request. The column only moves forward:
-with several API processes, an older note never overwrites a newer one.
+Device keys (``api_keys``, per tenant) and operator tokens (``control.operator_tokens``) alike:
+authentication notes the use in memory (a dictionary assignment); every ``FLUSH_SECONDS`` the API
+process writes what it noted, device keys one statement per tenant in that tenant's own scoped
+transaction, operator tokens one statement on the control plane. So ``last_used_at`` lags by at
+most ``FLUSH_SECONDS``; a process that dies, or a write that fails (logged), loses at most that
+much of this hint, never a request. The column only moves forward: with several API processes, an
+older note never overwrites a newer one.
 """
 
 from __future__ import annotations
@@ -29,14 +31,47 @@ WHERE k.tenant_id = %(tenant_id)s AND k.id = used.id AND (k.last_used_at IS NULL
 """
 
 
-class KeyUsage:
-    """Device-key uses noted in memory and written to each tenant's ``api_keys`` now and then."""
+_TOUCH_OPERATOR_TOKENS = """
+UPDATE control.operator_tokens t SET last_used_at = used.at
+FROM unnest(%(prefixes)s::text[], %(ats)s::timestamptz[]) AS used (prefix, at)
+WHERE t.prefix = used.prefix AND (t.last_used_at IS NULL OR t.last_used_at < used.at)
+"""
+
+
+class _PeriodicFlush:
+    """Calls ``flush`` every ``flush_seconds`` from ``start`` on, and once more at ``stop``."""
 
     def __init__(self, db: Database, flush_seconds: float = FLUSH_SECONDS) -> None:
         self.db = db
         self.flush_seconds = flush_seconds
-        self._noted: dict[int, tuple[TenantLocation, dict[int, datetime]]] = {}
         self._task: asyncio.Task[None] | None = None
+
+    async def flush(self) -> int:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"camcount-{type(self).__name__}")
+
+    async def stop(self) -> None:
+        """Stop the periodic writes and write what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_seconds)
+            await self.flush()
+
+
+class KeyUsage(_PeriodicFlush):
+    """Device-key uses noted in memory and written to each tenant's ``api_keys`` now and then."""
+
+    def __init__(self, db: Database, flush_seconds: float = FLUSH_SECONDS) -> None:
+        super().__init__(db, flush_seconds)
+        self._noted: dict[int, tuple[TenantLocation, dict[int, datetime]]] = {}
 
     def note(self, tenant: Tenant, key_id: int) -> None:
         """The key was just used (called on every successful device-key authentication)."""
@@ -62,18 +97,30 @@ class KeyUsage:
             written += len(ids)
         return written
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="camcount-key-usage")
 
-    async def stop(self) -> None:
-        """Stop the periodic writes and write what is left."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.flush()
+class OperatorTokenUsage(_PeriodicFlush):
+    """Operator-token uses noted in memory and written to ``control.operator_tokens`` now and then."""
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_seconds)
-            await self.flush()
+    def __init__(self, db: Database, flush_seconds: float = FLUSH_SECONDS) -> None:
+        super().__init__(db, flush_seconds)
+        self._noted: dict[str, datetime] = {}
+
+    def note(self, prefix: str) -> None:
+        """The token with this prefix was just accepted."""
+        self._noted[prefix] = datetime.now(UTC)
+
+    async def flush(self) -> int:
+        """Write what was noted; returns the number of tokens noted (a failure is logged and dropped)."""
+        noted, self._noted = self._noted, {}
+        if not noted:
+            return 0
+        prefixes = sorted(noted)
+        try:
+            async with self.db.app_control() as conn:
+                await conn.execute(
+                    _TOUCH_OPERATOR_TOKENS, {"prefixes": prefixes, "ats": [noted[p] for p in prefixes]}
+                )
+        except Exception:  # a hint, not data: the next use notes it again
+            log.warning("could not record operator token use", exc_info=True)
+            return 0
+        return len(prefixes)

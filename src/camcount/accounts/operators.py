@@ -20,6 +20,7 @@ from typing import Any
 
 from psycopg import errors
 
+from camcount.accounts.key_usage import OperatorTokenUsage
 from camcount.db.pools import Database
 from camcount.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from camcount.tenancy import audit
@@ -38,12 +39,14 @@ class OperatorToken:
     created_by: str
     created_at: datetime
     revoked_at: datetime | None
+    last_used_at: datetime | None = None  # written by the API within a minute of a use
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "prefix": self.prefix, "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
         }  # fmt: skip
 
 
@@ -89,7 +92,8 @@ async def create_token(db: Database, name: str, *, actor: str) -> tuple[Operator
 async def list_tokens(db: Database) -> list[OperatorToken]:
     async with db.owner() as conn:
         cur = await conn.execute(
-            "SELECT id, name, prefix, created_by, created_at, revoked_at FROM control.operator_tokens ORDER BY name"
+            "SELECT id, name, prefix, created_by, created_at, revoked_at, last_used_at FROM control.operator_tokens "
+            "ORDER BY name"
         )
         return [OperatorToken(*row) for row in await cur.fetchall()]
 
@@ -101,7 +105,7 @@ async def revoke_token(db: Database, name: str, *, actor: str) -> OperatorToken:
         cur = await conn.execute(
             """
             DELETE FROM control.operator_tokens WHERE name = %s
-            RETURNING id, name, prefix, created_by, created_at, now()
+            RETURNING id, name, prefix, created_by, created_at, now(), last_used_at
             """,
             (name,),
         )
@@ -116,15 +120,18 @@ async def revoke_token(db: Database, name: str, *, actor: str) -> OperatorToken:
 
 
 class OperatorService:
-    """Verifies operator tokens for the API, with a short cache."""
+    """Verifies operator tokens for the API, with a short cache, and notes each use."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, usage: OperatorTokenUsage | None = None) -> None:
         self.db = db
-        self._verified: dict[str, tuple[float, str]] = {}
+        self.usage = usage  # last_used_at, written now and then (camcount.accounts.key_usage)
+        self._verified: dict[str, tuple[float, str, str]] = {}  # token -> (expiry, name, prefix)
 
     async def verify(self, token: str) -> str:
         entry = self._verified.get(token)
         if entry is not None and entry[0] > time.monotonic():
+            if self.usage is not None:
+                self.usage.note(entry[2])
             return entry[1]
         match = _TOKEN_RE.fullmatch(token)
         if match is None:
@@ -142,5 +149,7 @@ class OperatorService:
             raise AuthenticationFailed("the operator token is not valid or has been revoked")
         if len(self._verified) > 10_000:
             self._verified.clear()
-        self._verified[token] = (time.monotonic() + VERIFY_TTL, row[0])
+        self._verified[token] = (time.monotonic() + VERIFY_TTL, row[0], prefix)
+        if self.usage is not None:
+            self.usage.note(prefix)
         return str(row[0])

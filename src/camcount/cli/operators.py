@@ -26,13 +26,14 @@ def create(name: str) -> None:
 
 @token_app.command("list")
 def list_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List operator tokens (names and prefixes only)."""
+    """List operator tokens (names and prefixes only) and when each was last used."""
     tokens = run(operators.list_tokens)
     if as_json:
         print_json([t.as_dict() for t in tokens])
     else:
-        print_table("operator tokens", ("name", "prefix", "created by", "created at"),
-                    ((t.name, t.prefix, t.created_by, t.created_at) for t in tokens))  # fmt: skip
+        print_table("operator tokens", ("name", "prefix", "created by", "created at", "last used"),
+                    ((t.name, t.prefix, t.created_by, t.created_at, t.last_used_at or "never")
+                     for t in tokens))  # fmt: skip
 
 
 @token_app.command("revoke")

@@ -115,13 +115,15 @@ async def grant_control_plane(conn: AsyncConnection, settings: Settings) -> None
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in _APP_READABLE_CONFIG_COLUMNS)
     await conn.execute(sql.SQL("GRANT SELECT ({}) ON control.tenant_configs TO {}").format(columns, app))
     # API authentication (control 0002): device key prefixes are written by the API when keys are
-    # created or revoked; operator tokens are only read (created by `camcount operator token`).
+    # created or revoked; operator tokens are read (created by `camcount operator token`), and only
+    # their last_used_at is written (camcount.accounts.key_usage).
     await conn.execute(
         sql.SQL("GRANT SELECT, INSERT, DELETE ON control.device_key_directory TO {}").format(app)
     )
     await conn.execute(
         sql.SQL(
-            "GRANT SELECT (id, name, prefix, token_hash, revoked_at) ON control.operator_tokens TO {}"
+            "GRANT SELECT (id, name, prefix, token_hash, revoked_at, last_used_at), UPDATE (last_used_at) "
+            "ON control.operator_tokens TO {}"
         ).format(app)
     )
     await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA camcount_meta TO {}").format(app))
