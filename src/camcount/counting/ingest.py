@@ -140,7 +140,7 @@ _INGEST_NEW = (
     + """, allowed AS (
     SELECT count(*) AS cameras FROM (
         SELECT id FROM cameras
-        WHERE id = ANY(%(cameras)s)
+        WHERE id = ANY(%(cameras)b)
           AND (%(scope_site)s::int8 IS NULL OR site_id = %(scope_site)s::int8)
           AND (%(scope_camera)s::int8 IS NULL OR id = %(scope_camera)s::int8)
         ORDER BY id FOR KEY SHARE

@@ -4,9 +4,9 @@ Ingestion reads the body itself instead of declaring a pydantic model: each even
 its own so a bad event is rejected with its reason and never sinks the good ones. The hot path
 parses and checks a well-formed body in one pass in C into columns
 (:func:`camcount.counting.ingest.parse_batch_json`) and checks and stores them without a Python
-step per event (:func:`camcount.counting.ingest.ingest_batch`, one round trip); any other body takes the
-per-event path (:func:`camcount.counting.ingest.parse_event`), which gives the
-reasons and the 422s. The answer is sent after the transaction has committed: an acknowledged
+step per event, in one round trip (:func:`camcount.counting.ingest.ingest_batch`); any other body
+takes the per-event path (:func:`camcount.counting.ingest.parse_event`), which gives the reasons
+and the 422s. The answer is sent after the transaction has committed: an acknowledged
 event is durable.
 """
 
