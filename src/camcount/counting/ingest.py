@@ -464,6 +464,8 @@ async def ingest_batch(
     pipeline, with no Python step per event. Any other batch leaves nothing behind there and goes
     event by event through :func:`ingest_rows` in a new transaction, which gives each its outcome.
     """
+    if not batch:
+        return []
     seen_before = False
     if _times_and_keys_pass(batch, now=now, oldest=oldest):
         params = _statement_params(location.tenant_id, batch, now) | _camera_check(batch, scope)
@@ -491,8 +493,6 @@ async def ingest_batch(
 
 def _times_and_keys_pass(batch: EventColumns, *, now: datetime, oldest: datetime) -> bool:
     """Whether every event's time is in range and no (camera_id, event_id) comes twice."""
-    if not batch:
-        return False  # nothing to store: the per-event path answers at once
     if max(batch.occurred_at) > now + MAX_FUTURE_SKEW or min(batch.occurred_at) < max(
         oldest, OLDEST_ACCEPTED
     ):
