@@ -139,7 +139,11 @@ async def with_owner_connections(
     RLS is forced for the owner too, so the policy still checks every row.
     """
     async with AsyncExitStack() as stack:
-        idle = [await stack.enter_async_context(db.owner()) for _ in range(concurrency)]
+        where = tenant.location
+        idle = [
+            await stack.enter_async_context(db.owner(where.database_name, server=where.server))
+            for _ in range(concurrency)
+        ]
 
         async def work(batch: list[Row]) -> None:
             conn = idle.pop()
@@ -204,7 +208,11 @@ async def main(args: argparse.Namespace) -> None:
     spent: dict[str, list[CpuSeconds]] = {path: [] for path in paths}
     async with bench_database(settings, DBNAME, fresh=True) as db:
         tenant = (
-            await create_tenant(db, TenantRequest.parse("bench-ingest", name="Bench ingest"), actor="bench")
+            await create_tenant(
+                db,
+                TenantRequest.parse("bench-ingest", name="Bench ingest", placement=args.placement),
+                actor="bench",
+            )
         ).tenant
         cameras = await add_site_and_cameras(db, tenant, "Europe/Paris", CAMERAS)
         key = await add_device_key(db, tenant)
@@ -293,10 +301,10 @@ def report(
 Measured {stamp()} on {header}. Client, server and PostgreSQL share the
 same 2 cores; compare the ratios, not the absolute numbers.
 
-Command: `.venv/bin/python -m bench.ingest --batches {args.batches} --rounds {args.rounds} --concurrency {args.concurrency} --workers {args.workers}`
+Command: `.venv/bin/python -m bench.ingest --batches {args.batches} --rounds {args.rounds} --concurrency {args.concurrency} --workers {args.workers} --placement {args.placement}`
 (the API with {args.workers} uvicorn worker(s), quotas and rate limits enforced, the tenant's limits raised out of the way)
 (batches of 1,000 events, {args.batches * 1000:,} fresh events per path and round, paths interleaved in
-random order each round, {args.concurrency} concurrent client(s) in every path, one pooled tenant with 10 cameras
+random order each round, {args.concurrency} concurrent client(s) in every path, one {args.placement} tenant with 10 cameras
 in a dedicated database `{DBNAME}`).
 
 | path | events/s (median) | per round | ratio to raw |
@@ -347,6 +355,12 @@ def parse_args() -> argparse.Namespace:
         help="clients sending at once, in every path (an API serves many devices)",
     )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the API")
+    parser.add_argument(
+        "--placement",
+        default="pooled",
+        choices=["pooled", "schema", "database"],
+        help="the bench tenant's placement",
+    )
     parser.add_argument(
         "--paths",
         type=lambda text: text.split(","),

@@ -17,7 +17,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 
 from camcount.db.pools import Database
-from camcount.tenancy.models import POOLED_SCHEMA, TenantLocation
+from camcount.tenancy.models import DATABASE_TENANT_SCHEMA, POOLED_SCHEMA, TenantLocation
 
 TENANT_SETTING = "camcount.tenant_id"
 
@@ -62,17 +62,19 @@ async def tenant_fetch(
     *,
     prepare: bool | None = None,
 ) -> list[tuple[Any, ...]]:
-    """One read-only query in its own tenant-scoped transaction, in a single network round trip.
+    """One statement in its own tenant-scoped transaction, in a single network round trip.
 
     The same scope as :func:`tenant_transaction`: ``BEGIN``, the transaction-scoped context, the
-    query, ``COMMIT``; sent as one pipeline instead of four round trips (the hot read path). The
-    explicit BEGIN/COMMIT in autocommit mode lets psycopg queue all four without intermediate
-    syncs. Schema and database placements change ``search_path`` per transaction, which
-    invalidates prepared statements, so their queries are sent unprepared; ``prepare=False`` does
-    the same for any placement.
+    statement, ``COMMIT``; sent as one pipeline instead of four round trips (the hot read path,
+    and ingestion's usual batch). The explicit BEGIN/COMMIT in autocommit mode lets psycopg queue
+    all four without intermediate syncs. Schema tenants share their database's pool, so
+    ``search_path`` changes from one transaction to the next and a prepared statement would be
+    planned again each time: theirs are sent unprepared. The pooled schema, and a database
+    tenant's ``tenant`` schema in its own database's pool, are the same on every transaction of
+    their pool, so statements are prepared there once used often (``prepare=False`` turns that off).
     """
     pool = await db.app_pool(location.server, location.database_name)
-    if location.schema_name != POOLED_SCHEMA:
+    if location.schema_name not in (POOLED_SCHEMA, DATABASE_TENANT_SCHEMA):
         prepare = False
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
