@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pydantic_core
+import uvloop
 from psycopg import AsyncConnection
 
 from bench.counting_setup import (
@@ -375,4 +376,4 @@ def parse_args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    uvloop.run(main(parse_args()))  # the same event loop as the API server, for every path
