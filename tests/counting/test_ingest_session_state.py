@@ -91,11 +91,7 @@ async def test_the_application_role_may_not_create_temporary_tables(
     db: Database, make_tenant: TenantFactory
 ) -> None:
     tenant = await make_tenant()
-    pool = await db.app_pool(tenant.location.server, tenant.location.database_name)
-    async with pool.connection() as conn:
-        with pytest.raises(errors.InsufficientPrivilege):
-            await conn.execute("CREATE TEMPORARY TABLE scratch (x int)")
-        await conn.rollback()
+    await _assert_app_role_has_no_temporary(db, tenant)
 
 
 async def test_init_takes_temporary_back_from_databases_granted_it_before(
@@ -110,7 +106,11 @@ async def test_init_takes_temporary_back_from_databases_granted_it_before(
             )
         )
     assert await regrant_tenant_databases(db) >= 1
-    pool = await db.app_pool(tenant.location.server, name)
+    await _assert_app_role_has_no_temporary(db, tenant)
+
+
+async def _assert_app_role_has_no_temporary(db: Database, tenant: Tenant) -> None:
+    pool = await db.app_pool(tenant.location.server, tenant.location.database_name)
     async with pool.connection() as conn:
         with pytest.raises(errors.InsufficientPrivilege):
             await conn.execute("CREATE TEMPORARY TABLE scratch (x int)")

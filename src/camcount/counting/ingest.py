@@ -191,9 +191,9 @@ class CountEvent:
     object_class: str = ""
 
 
-# A checked event as sent to the server: (camera_id, event_id, count_type, object_class, count_value,
-# confidence, occurred_at), the column order of the ingestion statement's arrays. The hot path builds these straight from the
-# validated body, without an object per event.
+# A checked event on the per-event path: (camera_id, event_id, count_type, object_class, count_value,
+# confidence, occurred_at), the column order of the ingestion statement's arrays. The hot path
+# keeps a well-formed batch in columns instead (EventColumns).
 EventRow = tuple[int, str, str, str, int, float | None, datetime]
 
 
@@ -493,9 +493,8 @@ async def ingest_batch(
 
 def _times_and_keys_pass(batch: EventColumns, *, now: datetime, oldest: datetime) -> bool:
     """Whether every event's time is in range and no (camera_id, event_id) comes twice."""
-    if max(batch.occurred_at) > now + MAX_FUTURE_SKEW or min(batch.occurred_at) < max(
-        oldest, OLDEST_ACCEPTED
-    ):
+    earliest, latest = max(oldest, OLDEST_ACCEPTED), now + MAX_FUTURE_SKEW
+    if min(batch.occurred_at) < earliest or max(batch.occurred_at) > latest:
         return False
     return len(set(zip(batch.camera_id, batch.event_id, strict=True))) == len(batch)
 
