@@ -77,11 +77,14 @@ async def bench_database(settings: Settings, dbname: str, *, fresh: bool) -> Asy
         yield db
 
 
-async def add_site_and_cameras(db: Database, tenant: Tenant, timezone: str, cameras: int) -> list[int]:
+async def add_site_and_cameras(
+    db: Database, tenant: Tenant, timezone: str, cameras: int, *, site: str = "Bench site"
+) -> list[int]:
+    """The ids of ``cameras`` new cameras in a new site named ``site``."""
     async with tenant_transaction(db, tenant.location) as conn:
         cur = await conn.execute(
-            "INSERT INTO sites (tenant_id, name, timezone) VALUES (%s, 'Bench site', %s) RETURNING id",
-            (tenant.id, timezone),
+            "INSERT INTO sites (tenant_id, name, timezone) VALUES (%s, %s, %s) RETURNING id",
+            (tenant.id, site, timezone),
         )
         site_id = (await cur.fetchone() or [0])[0]
         ids = []
@@ -94,13 +97,14 @@ async def add_site_and_cameras(db: Database, tenant: Tenant, timezone: str, came
     return ids
 
 
-async def add_device_key(db: Database, tenant: Tenant) -> str:
-    """An unrestricted device key, stored as the keys API stores one."""
+async def add_device_key(db: Database, tenant: Tenant, *, camera_id: int | None = None) -> str:
+    """A device key stored as the keys API stores one: unrestricted, or for the site of ``camera_id``."""
     key = device_keys.generate()
     async with tenant_transaction(db, tenant.location) as conn:
         await conn.execute(
-            "INSERT INTO api_keys (tenant_id, name, prefix, key_hash) VALUES (%s, 'bench', %s, %s)",
-            (tenant.id, key.prefix, key.key_hash),
+            "INSERT INTO api_keys (tenant_id, name, prefix, key_hash, site_id) VALUES"
+            " (%s, %s, %s, %s, (SELECT site_id FROM cameras WHERE id = %s))",
+            (tenant.id, f"bench {key.prefix}", key.prefix, key.key_hash, camera_id),
         )
     async with db.owner() as conn:
         await conn.execute(

@@ -1,25 +1,32 @@
 """Ingestion throughput: ``POST /events`` against a raw COPY + ``ON CONFLICT DO NOTHING`` baseline.
 
-    .venv/bin/python -m bench.ingest [--batches 40] [--rounds 3] [--concurrency 2] [--no-write]
-                                     [--baseline-tree PATH]
+    .venv/bin/python -m bench.ingest [--batches 40] [--rounds 3] [--concurrency 4] [--shared-cameras]
+                                     [--placement pooled] [--no-write] [--baseline-tree PATH]
 
 Paths, measured side by side in each round (interleaved, so load from other work on the machine
-hits them alike), each inserting fresh rows of the same shape into the same tenant's tables:
+hits them alike), each inserting fresh rows of the same shape into the same tenant's tables.
 
-- ``api``: batches of 1,000 events as JSON through a real uvicorn process (1 worker) with a device
-  key: authentication, per-event checks, idempotency through ``counting_event_ids``, rollups, the
-  commit, and the per-event answer.
+The load is ``--concurrency`` edge devices sending at once, as a tenant's sites do: each device is
+a site with 10 cameras and its own device key (scoped to its site), and sends its batches one after
+another, each covering one hour of its cameras. Every path gets the same batches, device by device.
+``--shared-cameras`` makes all clients send random picks of one site's 10 cameras instead (a worst
+case for the ledger: concurrent batches insert next to each other in the same index pages).
+
+- ``api``: batches of 1,000 events as JSON through a real uvicorn process (1 worker) with the
+  device's key: authentication, per-event checks, idempotency through ``counting_event_ids``,
+  rollups, the commit, and the answer, short as camcount's edge worker asks for it
+  (``Prefer: return=minimal``: only the events not accepted are listed).
+- ``api-full``: the same with the full answer (every event's outcome listed), as a client that
+  does not send ``Prefer`` gets it.
 - ``raw``: the baseline. Binary ``COPY`` of the same rows into a temporary staging table, then
   ``INSERT INTO counting_results ... ON CONFLICT DO NOTHING`` (the table's own unique key), in a
-  tenant transaction on long-lived owner connections, one transaction per batch (RLS is forced for
-  the owner too). No idempotency table, no rollups, no camera checks, no HTTP.
+  tenant transaction on long-lived owner connections (one per device), one transaction per batch
+  (RLS is forced for the owner too). No idempotency table, no rollups, no camera checks, no HTTP.
 - ``layer``: :func:`camcount.counting.ingest.ingest_batch` called in process on the application
   role's pool (no HTTP, no JSON): what the data layer costs.
 - ``api-baseline`` (only with ``--baseline-tree``): ``POST /events`` served by another checkout's
   code (e.g. ``git worktree add /tmp/before <commit>``), against the same database: before and after
   a change, side by side in one run.
-
-``--concurrency`` clients (connections) work in parallel in every path alike.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,7 +62,7 @@ from bench.counting_setup import (
 )
 from bench.cpu import CpuSeconds, cpu_by_group, server_pids
 from bench.http_client import KeepAliveClient
-from camcount.counting.ingest import EventColumns, ingest_batch
+from camcount.counting.ingest import EventColumns, IngestScope, ingest_batch
 from camcount.db.pools import Database
 from camcount.db.scope import set_tenant_context, tenant_transaction
 from camcount.tenancy.models import Tenant
@@ -62,7 +70,7 @@ from camcount.tenancy.provisioning import TenantRequest, create_tenant
 
 DBNAME = "cc_bench_ingest"
 BATCH = 1000
-CAMERAS = 10
+CAMERAS = 10  # per device (site)
 
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS bench_staging (
@@ -87,7 +95,7 @@ Row = tuple[int, str, str, str, int, float, datetime]
 def make_batches(
     prefix: str, batches: int, cameras: list[int], rng: random.Random, now: datetime
 ) -> list[list[Row]]:
-    """Batches as an edge site sends them: each covers one hour of its cameras (about 80 rollup rows)."""
+    """One device's batches: each covers one hour of its cameras (about 80 rollup rows)."""
     return [
         [
             (rng.choice(cameras), f"{prefix}-{b}-{i}", rng.choice(("in", "out")), "person", rng.randint(0, 5),
@@ -107,16 +115,32 @@ def as_body(batch: list[Row]) -> bytes:
     return json.dumps({"events": events}).encode()
 
 
-async def run_parallel(items: list[Any], concurrency: int, work: Callable[[Any], Awaitable[None]]) -> float:
-    """Seconds to run ``work`` over ``items`` with ``concurrency`` workers."""
-    queue = list(reversed(items))
+@dataclass(frozen=True)
+class Device:
+    """An edge device: its site's cameras and its key."""
 
-    async def worker() -> None:
+    cameras: list[int]
+    key: str
+    scope: IngestScope  # the key's scope, for the in-process path
+
+
+async def run_clients(
+    lanes: list[list[Any]], clients: int, work: Callable[[int, Any], Awaitable[None]]
+) -> float:
+    """Seconds for ``clients`` clients, running at once, to send every lane's items.
+
+    Client ``i`` sends lane ``i % len(lanes)`` in order: one lane per client is one device sending
+    its own batches; a single lane is a queue any free client takes the next item from.
+    """
+    queues = [list(reversed(lane)) for lane in lanes]
+
+    async def client(index: int) -> None:
+        queue = queues[index % len(queues)]
         while queue:
-            await work(queue.pop())
+            await work(index, queue.pop())
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(client(index) for index in range(clients)))
     return time.perf_counter() - started
 
 
@@ -131,31 +155,28 @@ async def copy_rows(conn: AsyncConnection, batch: list[Row]) -> None:
 async def with_owner_connections(
     db: Database,
     tenant: Tenant,
-    batches: list[list[Row]],
-    concurrency: int,
+    lanes: list[list[list[Row]]],
+    clients: int,
     step: Callable[[AsyncConnection, list[Row]], Awaitable[None]],
 ) -> float:
-    """Run ``step`` per batch on ``concurrency`` long-lived owner connections, one tenant transaction each.
+    """Run ``step`` per batch on one long-lived owner connection per client, one tenant transaction each.
 
     RLS is forced for the owner too, so the policy still checks every row.
     """
     async with AsyncExitStack() as stack:
         where = tenant.location
-        idle = [
+        conns = [
             await stack.enter_async_context(db.owner(where.database_name, server=where.server))
-            for _ in range(concurrency)
+            for _ in range(clients)
         ]
 
-        async def work(batch: list[Row]) -> None:
-            conn = idle.pop()
-            try:
-                async with conn.transaction():
-                    await set_tenant_context(conn, tenant.location)
-                    await step(conn, batch)
-            finally:
-                idle.append(conn)
+        async def work(index: int, batch: list[Row]) -> None:
+            conn = conns[index]
+            async with conn.transaction():
+                await set_tenant_context(conn, tenant.location)
+                await step(conn, batch)
 
-        return await run_parallel(batches, concurrency, work)
+        return await run_clients(lanes, clients, work)
 
 
 async def raw_step(tenant_id: int) -> Callable[[AsyncConnection, list[Row]], Awaitable[None]]:
@@ -166,36 +187,72 @@ async def raw_step(tenant_id: int) -> Callable[[AsyncConnection, list[Row]], Awa
     return step
 
 
-async def layer_path(db: Database, tenant: Tenant, batches: list[list[Row]], concurrency: int) -> float:
-    async def work(batch: list[Row]) -> None:
-        results = await ingest_batch(db, tenant.location, EventColumns.of_rows(batch), now=datetime.now(UTC))
+async def layer_path(
+    db: Database, tenant: Tenant, devices: list[Device], lanes: list[list[list[Row]]], clients: int
+) -> float:
+    async def work(index: int, batch: list[Row]) -> None:
+        scope = devices[index % len(devices)].scope
+        columns = EventColumns.of_rows(batch)
+        results = await ingest_batch(db, tenant.location, columns, now=datetime.now(UTC), scope=scope)
         assert all(r.status == "accepted" for r in results)
 
-    return await run_parallel(batches, concurrency, work)
+    return await run_clients(lanes, clients, work)
 
 
-async def api_path(base: str, tenant: Tenant, key: str, bodies: list[bytes], concurrency: int) -> float:
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+async def api_path(
+    base: str, tenant: Tenant, devices: list[Device], lanes: list[list[bytes]], clients: int, *, minimal: bool
+) -> float:
+    """``minimal``: ask for the short answer (``Prefer: return=minimal``), as camcount's edge worker does."""
     url = f"/t/{tenant.slug}/events"
-    clients = [await KeepAliveClient.connect(base) for _ in range(concurrency)]
+    connections = [await KeepAliveClient.connect(base) for _ in range(clients)]
+    prefer = {"Prefer": "return=minimal"} if minimal else {}
+    headers = [
+        {"Authorization": f"Bearer {devices[index % len(devices)].key}", "Content-Type": "application/json"}
+        | prefer
+        for index in range(clients)
+    ]
     try:
-        for client in clients:  # warm the connections and the server's caches
-            status, answer = await client.post(url, b'{"events": []}', headers)
+        for connection, sent in zip(connections, headers, strict=True):  # warm connections and caches
+            status, answer = await connection.post(url, b'{"events": []}', sent)
             assert status == 200, answer
 
-        async def work(body: bytes) -> None:
-            client = clients.pop()
-            try:
-                status, answer = await client.post(url, body, headers)
-            finally:
-                clients.append(client)
+        async def work(index: int, body: bytes) -> None:
+            status, answer = await connections[index].post(url, body, headers[index])
             assert status == 200, answer
             assert pydantic_core.from_json(answer)["accepted"] == BATCH, answer[:500]
 
-        return await run_parallel(bodies, concurrency, work)
+        return await run_clients(lanes, clients, work)
     finally:
-        for client in clients:
-            await client.close()
+        for connection in connections:
+            await connection.close()
+
+
+async def add_devices(db: Database, tenant: Tenant, count: int, *, shared_cameras: bool) -> list[Device]:
+    """``count`` devices, each a site of CAMERAS cameras with a key scoped to it; or one unrestricted
+    key for one site's cameras, shared by all clients (``--shared-cameras``)."""
+    if shared_cameras:
+        cameras = await add_site_and_cameras(db, tenant, "Europe/Paris", CAMERAS)
+        return [Device(cameras, await add_device_key(db, tenant), IngestScope())]
+    devices = []
+    for index in range(count):
+        cameras = await add_site_and_cameras(db, tenant, "Europe/Paris", CAMERAS, site=f"Bench site {index}")
+        async with tenant_transaction(db, tenant.location) as conn:
+            cur = await conn.execute("SELECT site_id FROM cameras WHERE id = %s", (cameras[0],))
+            site_id = int((await cur.fetchone() or [0])[0])
+        key = await add_device_key(db, tenant, camera_id=cameras[0])
+        devices.append(Device(cameras, key, IngestScope(site_id=site_id)))
+    return devices
+
+
+def device_lanes(
+    devices: list[Device], batches: int, prefix: str, rng: random.Random, now: datetime
+) -> list[list[list[Row]]]:
+    """This round's ``batches`` batches, dealt to the devices in turn: one lane of batches per device."""
+    count = len(devices)
+    return [
+        make_batches(f"{prefix}d{index}", len(range(index, batches, count)), device.cameras, rng, now)
+        for index, device in enumerate(devices)
+    ]
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -215,12 +272,11 @@ async def main(args: argparse.Namespace) -> None:
                 actor="bench",
             )
         ).tenant
-        cameras = await add_site_and_cameras(db, tenant, "Europe/Paris", CAMERAS)
-        key = await add_device_key(db, tenant)
+        devices = await add_devices(db, tenant, args.concurrency, shared_cameras=args.shared_cameras)
         await lift_limits(db, tenant)
         with ExitStack() as servers:
             base = servers.enter_context(api_server(settings, workers=args.workers))
-            bases = {"api": base}
+            bases = {"api": base, "api-full": base}
             if args.baseline_tree:
                 src = str(Path(args.baseline_tree).resolve() / "src")
                 bases["api-baseline"] = servers.enter_context(api_server(settings, pythonpath=src))
@@ -229,18 +285,21 @@ async def main(args: argparse.Namespace) -> None:
                 order = list(paths)
                 rng.shuffle(order)
                 for path in order:
-                    batches = make_batches(f"{path}{round_}", args.batches, cameras, rng, now)
+                    lanes = device_lanes(devices, args.batches, f"{path}{round_}", rng, now)
                     bodies = (
-                        [as_body(b) for b in batches] if path in bases else []
+                        [[as_body(b) for b in lane] for lane in lanes] if path in bases else []
                     )  # a device's work, not measured
                     before = cpu_by_group(api_pids)
                     if path in bases:
-                        seconds = await api_path(bases[path], tenant, key, bodies, args.concurrency)
+                        minimal = path != "api-full"
+                        seconds = await api_path(
+                            bases[path], tenant, devices, bodies, args.concurrency, minimal=minimal
+                        )
                     elif path == "raw":
                         step = await raw_step(tenant.id)
-                        seconds = await with_owner_connections(db, tenant, batches, args.concurrency, step)
+                        seconds = await with_owner_connections(db, tenant, lanes, args.concurrency, step)
                     else:
-                        seconds = await layer_path(db, tenant, batches, args.concurrency)
+                        seconds = await layer_path(db, tenant, devices, lanes, args.concurrency)
                     spent[path].append(cpu_by_group(api_pids) - before)
                     rates[path].append(args.batches * BATCH / seconds)
                     print(f"round {round_ + 1} {path:>12}: {rates[path][-1]:>9,.0f} events/s", flush=True)
@@ -294,6 +353,11 @@ def report(
         for path in summary
     )
     raw_cpu, api_cpu = cpu["raw"].total, cpu["api"].total
+    load = (
+        f"{args.concurrency} clients sending random picks of one site's 10 cameras"
+        if args.shared_cameras
+        else f"{args.concurrency} devices at once (each a site of 10 cameras with its own key, sending its batches in turn)"
+    )
     cpu_rows = "\n".join(
         f"| {path} | {c.postgres:.1f} | {c.api:.1f} | {c.client:.1f} | {c.total:.1f} |"
         for path, c in cpu.items()
@@ -302,11 +366,11 @@ def report(
 Measured {stamp()} on {header}. Client, server and PostgreSQL share the
 same 2 cores; compare the ratios, not the absolute numbers.
 
-Command: `.venv/bin/python -m bench.ingest --batches {args.batches} --rounds {args.rounds} --concurrency {args.concurrency} --workers {args.workers} --placement {args.placement}`
+Command: `.venv/bin/python -m bench.ingest --batches {args.batches} --rounds {args.rounds} --concurrency {args.concurrency} --workers {args.workers} --placement {args.placement}{" --shared-cameras" if args.shared_cameras else ""}`
 (the API with {args.workers} uvicorn worker(s), quotas and rate limits enforced, the tenant's limits raised out of the way)
 (batches of 1,000 events, {args.batches * 1000:,} fresh events per path and round, paths interleaved in
-random order each round, {args.concurrency} concurrent client(s) in every path, one {args.placement} tenant with 10 cameras
-in a dedicated database `{DBNAME}`).
+random order each round, {load} in every path, one {args.placement} tenant in a dedicated
+database `{DBNAME}`).
 
 | path | events/s (median) | per round | ratio to raw |
 |---|---|---|---|
@@ -357,6 +421,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the API")
     parser.add_argument(
+        "--shared-cameras",
+        action="store_true",
+        help="all clients send random picks of one site's 10 cameras (instead of one device per client)",
+    )
+    parser.add_argument(
         "--placement",
         default="pooled",
         choices=["pooled", "schema", "database"],
@@ -365,8 +434,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--paths",
         type=lambda text: text.split(","),
-        default=["api", "raw", "layer"],
-        help="comma-separated subset of api,raw,layer (profiling one path); the ratio needs api and raw",
+        default=["api", "api-full", "raw", "layer"],
+        help="comma-separated subset of api,api-full,raw,layer (profiling one path); the ratio needs api and raw",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument(

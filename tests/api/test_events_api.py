@@ -84,6 +84,33 @@ async def test_a_mixed_batch_over_http_stores_exactly_the_good_events(
     assert stored == [("good-1", 3), ("good-2", 4)]
 
 
+async def test_prefer_return_minimal_lists_only_the_events_not_accepted(
+    api: httpx.AsyncClient, db: Database, make_api_tenant: ApiTenantFactory, placement: str
+) -> None:
+    owner, camera, _ = await _setup(db, make_api_tenant, placement)
+    key = await make_device_key(db, owner.tenant, camera_id=camera)
+    minimal = {**bearer(key), "Prefer": "respond-async, RETURN=minimal"}
+    batch = {"events": [wire(camera, f"m{i}", 1) for i in range(10)]}
+
+    first = await api.post(owner.url("/events"), json=batch, headers=minimal)
+    mixed = {"events": [wire(camera, "m3"), wire(camera, "m-new"), wire(camera, "m-bad", -1)]}
+    second = await api.post(owner.url("/events"), json=mixed, headers=minimal)
+    full = await api.post(owner.url("/events"), json=mixed, headers=bearer(key))
+
+    assert first.status_code == 200, first.text
+    assert first.headers["Preference-Applied"] == "return=minimal"
+    assert first.json() == {"results": [], "accepted": 10, "duplicate": 0, "rejected": 0}
+    body = second.json()
+    assert (body["accepted"], body["duplicate"], body["rejected"]) == (1, 1, 1)
+    assert [(r["event_id"], r["status"]) for r in body["results"]] == [
+        ("m3", "duplicate"),
+        ("m-bad", "rejected"),
+    ]
+    assert "Preference-Applied" not in full.headers
+    assert [r["status"] for r in full.json()["results"]] == ["duplicate", "duplicate", "rejected"]
+    assert await fetch(db, owner.tenant, "SELECT count(*) FROM counting_results") == [(11,)]
+
+
 async def test_concurrent_identical_requests_store_each_event_once(
     api: httpx.AsyncClient, db: Database, make_api_tenant: ApiTenantFactory, placement: str
 ) -> None:

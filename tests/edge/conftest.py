@@ -37,6 +37,7 @@ class FakeApi:
     tenant: str = "acme"
     mode: str = "ok"  # ok | error500 | slow_down | hang_after_commit | unauthorised | drop
     max_batch: int = 5000
+    minimal: bool = False  # honour Prefer: return=minimal as camcount's API does
     reject_types: set[str] = field(default_factory=set)
     accepted: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
     requests: int = 0
@@ -132,6 +133,10 @@ def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
             counts = {
                 s: sum(1 for r in results if r["status"] == s) for s in ("accepted", "duplicate", "rejected")
             }
+            if api.minimal and "return=minimal" in self.headers.get("Prefer", ""):
+                listed = [r for r in results if r["status"] != "accepted"]
+                self._reply(200, {"results": listed, **counts}, {"Preference-Applied": "return=minimal"})
+                return
             self._reply(200, {"results": results, **counts})
 
     return Handler

@@ -87,6 +87,28 @@ def test_duplicate_acknowledgements_also_empty_the_spool(tmp_path: Path, fake_ap
     assert again.stats().pending == 0
 
 
+@pytest.mark.parametrize("minimal", [False, True], ids=["full-answer", "minimal-answer"])
+def test_outcomes_are_read_from_a_full_or_a_minimal_answer(
+    tmp_path: Path, fake_api: FakeApi, minimal: bool
+) -> None:
+    """With ``Preference-Applied: return=minimal`` an event missing from the answer was accepted;
+    without it, a missing event is unanswered and stays in the spool."""
+    fake_api.minimal = minimal
+    fake_api.reject_types = {"out"}
+    spool = filled_spool(tmp_path / "s.sqlite")
+    client = HttpDeliveryClient(fake_api.url, "acme", KEY, timeout=2.0)
+    try:
+        events = spool.pending(100)
+        outcome = client.send(events)
+        again = client.send(events)
+    finally:
+        client.close()
+    assert len(outcome.acknowledged) == 10 and len(outcome.rejected) == 10 and not outcome.unanswered
+    assert all(event.count_type == "in" for event in outcome.acknowledged)
+    assert len(again.acknowledged) == 10 and len(again.rejected) == 10  # duplicates are acknowledged
+    assert fake_api.duplicates == 10
+
+
 def test_a_too_large_batch_is_split(tmp_path: Path, fake_api: FakeApi) -> None:
     fake_api.max_batch = 3
     spool = filled_spool(tmp_path / "s.sqlite")

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import repeat
 from operator import attrgetter
 from typing import Annotated, Any
 
@@ -420,9 +421,17 @@ def summarise(results: Sequence[EventResult]) -> dict[str, Any]:
 _ANSWER = msgspec.json.Encoder()
 
 
-def answer_json(results: Sequence[EventResult], counts: tuple[int, int, int] | None = None) -> bytes:
-    """:func:`summarise` serialised in C; ``counts`` is :func:`tally` of ``results`` if known."""
+def answer_json(
+    results: Sequence[EventResult], counts: tuple[int, int, int] | None = None, *, minimal: bool = False
+) -> bytes:
+    """:func:`summarise` serialised in C; ``counts`` is :func:`tally` of ``results`` if known.
+
+    ``minimal``: list only the events that were not accepted (the client asked for
+    ``Prefer: return=minimal``; an event it does not find in the answer was accepted).
+    """
     accepted, duplicate, rejected = counts or tally(results)
+    if minimal:
+        results = [r for r in results if r.status is not Outcome.ACCEPTED] if accepted < len(results) else []
     return _ANSWER.encode(
         {"results": results, "accepted": accepted, "duplicate": duplicate, "rejected": rejected}
     )
@@ -475,10 +484,7 @@ async def ingest_batch(
             seen_before = True  # some events were stored already (a retry, or a concurrent batch)
         else:
             if stored == len(batch):
-                accepted = Outcome.ACCEPTED
-                return [
-                    EventResult(e, c, accepted) for e, c in zip(batch.event_id, batch.camera_id, strict=True)
-                ]
+                return list(map(EventResult, batch.event_id, batch.camera_id, repeat(Outcome.ACCEPTED)))
     async with tenant_transaction(db, location) as conn:
         return await ingest_rows(
             conn,

@@ -110,7 +110,9 @@ class HttpDeliveryClient:
     def send(self, events: list[CountEvent]) -> SendResult:
         try:
             response = self.http.post(
-                f"/t/{self.tenant}/events", json={"events": [e.to_json() for e in events]}
+                f"/t/{self.tenant}/events",
+                json={"events": [e.to_json() for e in events]},
+                headers={"Prefer": "return=minimal"},  # list only what was not accepted
             )
         except httpx.HTTPError as exc:
             raise TransientError(f"{type(exc).__name__}: {exc}") from exc
@@ -120,9 +122,11 @@ class HttpDeliveryClient:
             by_id = {str(r["event_id"]): r for r in results}
         except (ValueError, KeyError, TypeError) as exc:
             raise TransientError(f"unreadable answer from server: {response.text[:200]}") from exc
+        # A server that applied return=minimal lists only the events it did not accept.
+        minimal = "return=minimal" in response.headers.get("Preference-Applied", "")
         outcome = SendResult()
         for event in events:
-            result = by_id.get(event.event_id)
+            result = by_id.get(event.event_id, {"status": "accepted"} if minimal else None)
             status = result.get("status") if isinstance(result, dict) else None
             if status in ("accepted", "duplicate"):
                 outcome.acknowledged.append(event)

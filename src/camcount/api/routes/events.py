@@ -16,7 +16,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -75,7 +75,9 @@ class EventResultOut(BaseModel):
 
 
 class IngestAnswer(BaseModel):
-    results: list[EventResultOut]
+    results: list[EventResultOut] = Field(
+        description="One per event, in input order; with `Prefer: return=minimal`, only the events not accepted."
+    )
     accepted: int
     duplicate: int
     rejected: int
@@ -116,7 +118,10 @@ def _batch(body: bytes) -> list[Any]:
     description=(
         f"Up to {MAX_BATCH_EVENTS} events. Each comes back `accepted`, `duplicate` (already stored: "
         "idempotent by camera_id + event_id) or `rejected` with a reason, in input order. The answer "
-        "is sent only after the events are committed. More events, or a larger body, get 413."
+        "is sent only after the events are committed. More events, or a larger body, get 413. "
+        "With `Prefer: return=minimal` (RFC 7240) `results` lists only the events that were not "
+        "accepted (duplicates and rejections, with their reasons): every other event was accepted; "
+        "the answer then carries `Preference-Applied: return=minimal`."
     ),
     openapi_extra={
         "requestBody": {
@@ -132,6 +137,10 @@ async def post_events(
     request: Request,
     ctx: Annotated[TenantContext, Depends(require(Permission.INGEST))],
     db: Annotated[Database, Depends(get_db)],
+    prefer: Annotated[
+        str | None,
+        Header(description="`return=minimal`: list only the events not accepted (RFC 7240)."),
+    ] = None,
 ) -> Response:
     body = await request.body()
     batch = parse_batch_json(body)  # the usual, well-formed batch: columns, no object per event
@@ -188,7 +197,25 @@ async def post_events(
     if accepted:
         await counts_changed(request.app.state.cache, ctx.tenant.id)  # cached /counts answers are stale
     # Committed: only now is the answer sent.
+    if _prefers_minimal(prefer):
+        return Response(
+            answer_json(results, outcomes, minimal=True),
+            media_type="application/json",
+            headers={"Preference-Applied": "return=minimal"},
+        )
     return Response(answer_json(results, outcomes), media_type="application/json")
+
+
+def _prefers_minimal(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header (RFC 7240: comma-separated preferences, names case-insensitive)
+    asks for ``return=minimal``."""
+    if not prefer:
+        return False
+    for preference in prefer.split(","):
+        name, _, value = preference.split(";", 1)[0].partition("=")
+        if name.strip().lower() == "return" and value.strip().strip('"').lower() == "minimal":
+            return True
+    return False
 
 
 def _keys(items: list[EventRow | Rejected]) -> tuple[list[int], list[str]]:
