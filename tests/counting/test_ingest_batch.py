@@ -118,6 +118,19 @@ async def test_times_out_of_range_and_repeated_keys_take_the_per_event_path(
     assert await _stored(db, tenant) == (1, 1, 1)
 
 
+async def test_a_key_twice_in_one_batch_is_stored_once_and_answered_duplicate(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    tenant = await make_tenant()
+    camera = await make_camera(db, tenant, await make_site(db, tenant))
+    batch = [event(camera, "a", NOW), event(camera, "b", NOW), event(camera, "a", NOW - timedelta(minutes=1))]
+
+    results = await _send(db, tenant, batch)
+
+    assert [r.status for r in results] == [Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.DUPLICATE]
+    assert await _stored(db, tenant) == (2, 2, 2)
+
+
 async def test_concurrent_identical_batches_store_each_event_once(db: Database, tenant_a: Tenant) -> None:
     camera = await make_camera(db, tenant_a, await make_site(db, tenant_a))
     events = [event(camera, f"c{i}", NOW - timedelta(seconds=i)) for i in range(300)]
