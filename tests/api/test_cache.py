@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -159,6 +162,37 @@ async def test_with_redis_a_suspension_through_one_instance_applies_in_the_other
         await _eventually(served_by_first, seconds=3.0)
         stored = await _stored(redis_client, f"camcount:{first.state.db.main_dbname}:t:{a.tenant.id}:tenant")
         assert stored["status"] == "active"
+
+
+async def test_with_redis_a_suspension_from_the_command_line_applies_in_running_api_processes(
+    redis_apps: tuple[FastAPI, FastAPI],
+    api: httpx.AsyncClient,
+    make_api_tenant: ApiTenantFactory,
+    env_for_cli: dict[str, str],
+) -> None:
+    """The CLI announces its change on the Redis channel as the /admin routes do: the instances
+    refuse the tenant within seconds although they hold it for 30 s."""
+    first, second = redis_apps
+    a = await make_api_tenant("pooled")
+    camera = await _camera(api, a)
+    url = a.url(f"/cameras/{camera}")
+    command = str(Path(sys.executable).with_name("camcount"))
+    env = {**env_for_cli, "CAMCOUNT_REDIS_URL": REDIS_URL}
+    async with _client(first) as one, _client(second) as two:
+        assert (await one.get(url, headers=a.headers)).status_code == 200
+        assert (await two.get(url, headers=a.headers)).status_code == 200
+
+        done = await asyncio.to_thread(
+            subprocess.run, [command, "tenant", "suspend", a.slug], env=env, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+        async def refused_by_both() -> bool:
+            answers = [await c.get(url, headers=a.headers) for c in (one, two)]
+            return [r.status_code for r in answers] == [403, 403]
+
+        assert await _eventually(refused_by_both, seconds=3.0) < 3.0
 
 
 async def test_in_process_default_caches_under_tenant_prefixed_keys_and_writes_drop_them(

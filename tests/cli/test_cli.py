@@ -113,6 +113,18 @@ def test_an_unreachable_database_is_a_clear_error(cli_env: dict[str, str]) -> No
     assert "cannot reach PostgreSQL" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_change_is_kept_when_redis_cannot_be_told(cli_env: dict[str, str]) -> None:
+    """The change commits first; an unreachable Redis only costs the early notice to API processes."""
+    slug = unique_slug("cli")
+    assert camcount(cli_env, "tenant", "create", slug, "--name", "Quiet Co").returncode == 0
+    env = {**cli_env, "CAMCOUNT_REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = camcount(env, "tenant", "suspend", slug)
+    assert result.returncode == 0, result.stderr
+    assert "warning" in result.stderr and "Traceback" not in result.stderr
+    shown = json.loads(camcount(cli_env, "tenant", "show", slug, "--json").stdout)
+    assert shown["status"] == "suspended"
+
+
 def test_writing_a_secret_without_a_key_is_a_clear_error(cli_env: dict[str, str]) -> None:
     slug = unique_slug("cli")
     assert camcount(cli_env, "tenant", "create", slug, "--name", "Keyless").returncode == 0

@@ -12,13 +12,16 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from psycopg import errors as pg_errors
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
+from camcount.cache import make_cache
 from camcount.config import get_settings
 from camcount.db.pools import Database
 from camcount.errors import CamcountError, ConfigurationError, Conflict, InvalidInput, NotFound
 from camcount.runtime import open_database
+from camcount.tenancy.lifecycle import require_tenant
 
 T = TypeVar("T")
 
@@ -55,6 +58,52 @@ def run(action: Callable[[Database], Awaitable[T]], *, load: bool = True) -> T:
     with guard():
         return asyncio.run(main())
     raise AssertionError("unreachable")  # guard() exits on every error it catches
+
+
+def run_tenant_change(
+    action: Callable[[Database], Awaitable[T]], tenant: str | Callable[[T], int | None]
+) -> T:
+    """:func:`run` for a command that changes what API processes cache about a tenant.
+
+    ``tenant``: its slug, or a function of the action's result giving its id (None: every tenant,
+    e.g. a plan's limits changed). After the change has committed, running API processes are told
+    to drop what they hold about it, as the ``/admin`` routes do: through Redis when
+    ``CAMCOUNT_REDIS_URL`` is set; without it they cannot be reached and see the change when their
+    short cache lifetimes run out.
+    """
+
+    async def main() -> T:
+        async with open_database(get_settings(), load=True) as db:
+            result = await action(db)
+            if isinstance(tenant, str):
+                async with db.owner() as conn:
+                    changed: int | None = (await require_tenant(conn, tenant)).id
+            else:
+                changed = tenant(result)
+            await _announce(db, changed)
+            return result
+
+    with guard():
+        return asyncio.run(main())
+    raise AssertionError("unreachable")
+
+
+async def _announce(db: Database, tenant_id: int | None) -> None:
+    settings = get_settings()
+    if settings.redis_url is None:
+        return
+    cache = make_cache(settings, namespace=db.main_dbname)  # the namespace the API processes use
+    try:
+        await cache.invalidate_tenant(tenant_id)
+    except (OSError, RedisError) as exc:
+        # The change is committed; only the early notice failed.
+        err_console.print(
+            f"[yellow]warning:[/yellow] done, but running API processes could not be told at once "
+            f"(Redis: {exc}); they see the change within their cache lifetimes",
+            markup=True, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    finally:
+        await cache.close()
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from camcount.cli.common import actor, console, print_json, print_table, run
+from camcount.cli.common import actor, console, print_json, print_table, run, run_tenant_change
 from camcount.db.pools import Database
 from camcount.limits import plans as actions
 from camcount.limits.plans import Plan, TenantLimit
@@ -143,15 +143,16 @@ def limit_set(
     as_json: JsonOption = False,
 ) -> None:
     """Override one limit for one tenant."""
-    limits = run(lambda db: actions.set_tenant_limit(db, slug, resource, value, reset_period=reset_period,
-                                                     actor=actor()))  # fmt: skip
+    limits = run_tenant_change(lambda db: actions.set_tenant_limit(db, slug, resource, value, reset_period=reset_period,
+                                                                   actor=actor()), slug)  # fmt: skip
     _show_limits(slug, limits, as_json)
 
 
 @limit_app.command("unset")
 def limit_unset(slug: str, resource: str, as_json: JsonOption = False) -> None:
     """Remove an override: the plan's value applies again."""
-    _show_limits(slug, run(lambda db: actions.unset_tenant_limit(db, slug, resource, actor=actor())), as_json)
+    limits = run_tenant_change(lambda db: actions.unset_tenant_limit(db, slug, resource, actor=actor()), slug)
+    _show_limits(slug, limits, as_json)
 
 
 @limit_app.command("list")
@@ -170,7 +171,7 @@ def limit_list(slug: str, as_json: JsonOption = False) -> None:
 
 def tenant_plan(slug: str, plan: str, as_json: JsonOption = False) -> None:
     """Move a tenant to another plan now: limits follow (except overrides); billing prorates."""
-    limits = run(lambda db: actions.change_tenant_plan(db, slug, plan, actor=actor()))
+    limits = run_tenant_change(lambda db: actions.change_tenant_plan(db, slug, plan, actor=actor()), slug)
     if not as_json:
         console.print(f"tenant [bold]{slug}[/bold] is on plan {plan}", highlight=False)
     _show_limits(slug, limits, as_json)

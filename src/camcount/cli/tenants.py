@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from camcount.cli.common import actor, console, fail, guard, print_json, print_table, run
+from camcount.cli.common import actor, console, fail, guard, print_json, print_table, run, run_tenant_change
 from camcount.config import get_settings
 from camcount.db.pools import Database
 from camcount.runtime import optional_secret_box
@@ -97,7 +97,7 @@ def show(slug: str, as_json: JsonOption = False) -> None:
 
 
 def _change_status(slug: str, status: Status) -> None:
-    tenant = run(lambda db: set_status(db, slug, status, actor=actor()))
+    tenant = run_tenant_change(lambda db: set_status(db, slug, status, actor=actor()), lambda t: t.id)
     console.print(f"tenant [bold]{tenant.slug}[/bold] is {tenant.status}", highlight=False)
 
 
@@ -129,7 +129,7 @@ def delete(
     """Delete a tenant and all its data (its audit record is kept)."""
     if not yes:
         fail("deleting a tenant removes all its data; add --yes to confirm")
-    tenant = run(lambda db: delete_tenant(db, slug, actor=actor()))
+    tenant = run_tenant_change(lambda db: delete_tenant(db, slug, actor=actor()), lambda t: t.id)
     console.print(f"tenant [bold]{tenant.slug}[/bold] deleted", highlight=False)
 
 
@@ -144,8 +144,8 @@ def config_set(
     """Set a configuration value, checked against its type."""
     with guard():
         box = secret_box(get_settings()) if secret else None
-    entry = run(lambda db: configs.set_config(db, slug, key, value, value_type=value_type, secret=secret, box=box,
-                                              actor=actor()))  # fmt: skip
+    entry = run_tenant_change(lambda db: configs.set_config(db, slug, key, value, value_type=value_type, secret=secret,
+                                                            box=box, actor=actor()), slug)  # fmt: skip
     console.print(f"{slug}: {entry.key} = {entry.value!r} ({entry.value_type})", highlight=False)
 
 
@@ -185,5 +185,5 @@ def config_list(
 @config_app.command("unset")
 def config_unset(slug: str, key: str) -> None:
     """Remove a configuration key."""
-    run(lambda db: configs.unset_config(db, slug, key, actor=actor()))
+    run_tenant_change(lambda db: configs.unset_config(db, slug, key, actor=actor()), slug)
     console.print(f"{slug}: {key} removed", highlight=False)
