@@ -431,7 +431,7 @@ def answer_json(
     """
     accepted, duplicate, rejected = counts or tally(results)
     if minimal:
-        results = [r for r in results if r.status is not Outcome.ACCEPTED] if accepted < len(results) else []
+        results = [r for r in results if r.status != Outcome.ACCEPTED] if accepted < len(results) else []
     return _ANSWER.encode(
         {"results": results, "accepted": accepted, "duplicate": duplicate, "rejected": rejected}
     )
