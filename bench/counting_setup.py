@@ -97,14 +97,13 @@ async def add_site_and_cameras(
     return ids
 
 
-async def add_device_key(db: Database, tenant: Tenant, *, camera_id: int | None = None) -> str:
-    """A device key stored as the keys API stores one: unrestricted, or for the site of ``camera_id``."""
+async def add_device_key(db: Database, tenant: Tenant, *, site_id: int | None = None) -> str:
+    """A device key stored as the keys API stores one: unrestricted, or for one site."""
     key = device_keys.generate()
     async with tenant_transaction(db, tenant.location) as conn:
         await conn.execute(
-            "INSERT INTO api_keys (tenant_id, name, prefix, key_hash, site_id) VALUES"
-            " (%s, %s, %s, %s, (SELECT site_id FROM cameras WHERE id = %s))",
-            (tenant.id, f"bench {key.prefix}", key.prefix, key.key_hash, camera_id),
+            "INSERT INTO api_keys (tenant_id, name, prefix, key_hash, site_id) VALUES (%s, %s, %s, %s, %s)",
+            (tenant.id, f"bench {key.prefix}", key.prefix, key.key_hash, site_id),
         )
     async with db.owner() as conn:
         await conn.execute(

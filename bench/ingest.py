@@ -239,7 +239,7 @@ async def add_devices(db: Database, tenant: Tenant, count: int, *, shared_camera
         async with tenant_transaction(db, tenant.location) as conn:
             cur = await conn.execute("SELECT site_id FROM cameras WHERE id = %s", (cameras[0],))
             site_id = int((await cur.fetchone() or [0])[0])
-        key = await add_device_key(db, tenant, camera_id=cameras[0])
+        key = await add_device_key(db, tenant, site_id=site_id)
         devices.append(Device(cameras, key, IngestScope(site_id=site_id)))
     return devices
 

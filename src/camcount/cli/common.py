@@ -72,20 +72,17 @@ def run_tenant_change(
     short cache lifetimes run out.
     """
 
-    async def main() -> T:
-        async with open_database(get_settings(), load=True) as db:
-            result = await action(db)
-            if isinstance(tenant, str):
-                async with db.owner() as conn:
-                    changed: int | None = (await require_tenant(conn, tenant)).id
-            else:
-                changed = tenant(result)
-            await _announce(db, changed)
-            return result
+    async def change_and_announce(db: Database) -> T:
+        result = await action(db)
+        if isinstance(tenant, str):
+            async with db.owner() as conn:
+                changed: int | None = (await require_tenant(conn, tenant)).id
+        else:
+            changed = tenant(result)
+        await _announce(db, changed)
+        return result
 
-    with guard():
-        return asyncio.run(main())
-    raise AssertionError("unreachable")
+    return run(change_and_announce)
 
 
 async def _announce(db: Database, tenant_id: int | None) -> None:

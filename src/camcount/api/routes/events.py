@@ -197,13 +197,12 @@ async def post_events(
     if accepted:
         await counts_changed(request.app.state.cache, ctx.tenant.id)  # cached /counts answers are stale
     # Committed: only now is the answer sent.
-    if _prefers_minimal(prefer):
-        return Response(
-            answer_json(results, outcomes, minimal=True),
-            media_type="application/json",
-            headers={"Preference-Applied": "return=minimal"},
-        )
-    return Response(answer_json(results, outcomes), media_type="application/json")
+    minimal = _prefers_minimal(prefer)
+    return Response(
+        answer_json(results, outcomes, minimal=minimal),
+        media_type="application/json",
+        headers={"Preference-Applied": "return=minimal"} if minimal else None,
+    )
 
 
 def _prefers_minimal(prefer: str | None) -> bool:
