@@ -8,6 +8,7 @@ makes it fail. Every case that leaves the fast path must end exactly as the per-
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from camcount.counting.ingest import (
@@ -30,7 +31,7 @@ NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
 async def _send(
     db: Database, tenant: Tenant, events: list[CountEvent], scope: IngestScope = UNRESTRICTED
-) -> list[EventResult]:
+) -> Sequence[EventResult]:
     rows = [as_row(e) for e in events]
     batch = EventColumns.of_rows([r for r in rows if isinstance(r, tuple)])
     return await ingest_batch(db, tenant.location, batch, now=NOW, scope=scope)

@@ -16,7 +16,9 @@ import pytest
 from psycopg import AsyncConnection, errors, sql
 
 from camcount.counting.ingest import (
+    AllAccepted,
     CountEvent,
+    EventColumns,
     EventResult,
     Outcome,
     answer_json,
@@ -25,6 +27,7 @@ from camcount.counting.ingest import (
     parse_batch_json,
     parse_event,
     summarise,
+    tally,
 )
 from camcount.db.pools import Database
 from camcount.db.scope import set_tenant_context
@@ -252,3 +255,21 @@ def test_the_serialised_answer_equals_the_summary() -> None:
         EventResult('é"\\', 3, Outcome.REJECTED, "unknown camera_id"),
     ]
     assert json.loads(answer_json(results)) == summarise(results)
+
+
+def test_an_all_accepted_batch_answers_as_its_list_of_results_would() -> None:
+    batch = EventColumns.of_rows(
+        [(7, f"e{i}", "in", "", 1, None, datetime(2024, 6, 1, 10, i, tzinfo=UTC)) for i in range(3)]
+    )
+    lazy = AllAccepted(batch)
+    listed = [EventResult(f"e{i}", 7, Outcome.ACCEPTED) for i in range(3)]
+
+    assert len(lazy) == 3
+    assert list(lazy) == listed
+    assert lazy[1] == listed[1]
+    assert lazy[-1] == listed[-1]
+    assert lazy[1:] == listed[1:]
+    assert tally(lazy) == tally(listed) == (3, 0, 0)
+    assert answer_json(lazy) == answer_json(listed)
+    assert answer_json(lazy, minimal=True) == answer_json(listed, minimal=True)
+    assert json.loads(answer_json(lazy, minimal=True))["results"] == []

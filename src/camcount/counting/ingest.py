@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from itertools import repeat
 from operator import attrgetter
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
 import msgspec
 from psycopg import AsyncConnection, errors
@@ -199,7 +199,7 @@ EventRow = tuple[int, str, str, str, int, float | None, datetime]
 
 
 class EventResult(msgspec.Struct, frozen=True):
-    """One event's outcome. A msgspec struct: 1,000 of them are built and serialised per batch."""
+    """One event's outcome. A msgspec struct: a full answer builds and serialises one per event."""
 
     event_id: Any  # as sent (a rejected event may carry no valid id)
     camera_id: Any
@@ -242,6 +242,37 @@ class EventColumns:
             list, zip(*rows, strict=True)
         )
         return cls(camera_id, event_id, count_type, object_class, count_value, confidence, occurred_at)
+
+
+class AllAccepted(Sequence[EventResult]):
+    """The outcomes of a batch whose every event was stored, made one by one only when read.
+
+    The usual answer to a device (``Prefer: return=minimal``) reads none of them: building 1,000
+    :class:`EventResult` structs and tallying them was about a fifteenth of the API process's CPU
+    per batch, for an answer that lists no event.
+    """
+
+    __slots__ = ("_batch",)
+
+    def __init__(self, batch: EventColumns) -> None:
+        self._batch = batch
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    def __iter__(self) -> Iterator[EventResult]:
+        return map(EventResult, self._batch.event_id, self._batch.camera_id, repeat(Outcome.ACCEPTED))
+
+    @overload
+    def __getitem__(self, index: int) -> EventResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[EventResult]: ...
+
+    def __getitem__(self, index: int | slice) -> EventResult | list[EventResult]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        return EventResult(self._batch.event_id[index], self._batch.camera_id[index], Outcome.ACCEPTED)
 
 
 @dataclass(frozen=True)
@@ -399,6 +430,8 @@ def parse_batch_json(body: bytes) -> EventColumns | None:
 
 def tally(results: Sequence[EventResult]) -> tuple[int, int, int]:
     """(accepted, duplicate, rejected)."""
+    if isinstance(results, AllAccepted):
+        return len(results), 0, 0
     statuses = [r.status for r in results]
     return (
         statuses.count(Outcome.ACCEPTED),
@@ -432,6 +465,8 @@ def answer_json(
     accepted, duplicate, rejected = counts or tally(results)
     if minimal:
         results = [r for r in results if r.status != Outcome.ACCEPTED] if accepted < len(results) else []
+    elif not isinstance(results, list):
+        results = list(results)  # msgspec encodes lists, not any sequence
     return _ANSWER.encode(
         {"results": results, "accepted": accepted, "duplicate": duplicate, "rejected": rejected}
     )
@@ -465,7 +500,7 @@ async def ingest_batch(
     now: datetime,
     scope: IngestScope = UNRESTRICTED,
     oldest: datetime = OLDEST_ACCEPTED,
-) -> list[EventResult]:
+) -> Sequence[EventResult]:
     """Store a well-formed batch given in columns (the HTTP hot path); one result per event, in order.
 
     The usual batch (every event new, its cameras known and in scope, its times in range, no key
@@ -486,7 +521,7 @@ async def ingest_batch(
             seen_before = True  # some stored already (a retry, a concurrent batch), or a key twice
         else:
             if stored == len(batch):
-                return list(map(EventResult, batch.event_id, batch.camera_id, repeat(Outcome.ACCEPTED)))
+                return AllAccepted(batch)
     async with tenant_transaction(db, location) as conn:
         return await ingest_rows(
             conn,
