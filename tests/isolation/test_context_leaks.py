@@ -9,7 +9,7 @@ from psycopg import errors, sql
 
 from camcount.config import Settings
 from camcount.db.pools import Database
-from camcount.db.scope import tenant_transaction
+from camcount.db.scope import tenant_fetch, tenant_transaction
 from camcount.tenancy.models import Tenant
 from tests.fixtures.tenants import TenantFactory
 
@@ -47,6 +47,41 @@ async def test_the_next_user_of_a_pooled_connection_inherits_no_tenant(
     finally:
         await single.close()
     assert len(backends) == 1
+
+
+async def test_a_statement_prepared_on_a_shared_connection_reads_each_schema_tenants_own_rows(
+    db: Database, settings: Settings, make_tenant: TenantFactory
+) -> None:
+    """Schema tenants of one database share its pool; a pipelined statement prepared there is
+    parsed again by PostgreSQL whenever the search_path differs, never run against another schema."""
+    schemas = [await make_tenant("schema"), await make_tenant("schema")]
+    pooled = await make_tenant("pooled")  # the main database's pool serves the pooled schema too
+    for tenant in [*schemas, pooled]:
+        async with tenant_transaction(db, tenant.location) as conn:
+            await conn.execute(
+                "INSERT INTO sites (tenant_id, name) VALUES (%s, %s)", (tenant.id, tenant.slug)
+            )
+    single = Database(settings.model_copy(update={"pool_min_size": 1, "pool_max_size": 1}),
+                      db.default_server.owner_url)  # fmt: skip
+    query = "SELECT tenant_id, name FROM sites WHERE name <> %s"
+
+    async def own_rows(tenant: Tenant) -> None:
+        assert await tenant_fetch(single, tenant.location, query, ("",)) == [(tenant.id, tenant.slug)]
+
+    try:
+        for _ in range(4):  # past psycopg's threshold (5 uses), alternating on one connection
+            for tenant in schemas:
+                await own_rows(tenant)
+        [(prepared,)] = await tenant_fetch(
+            single, schemas[0].location, "SELECT count(*) FROM pg_prepared_statements WHERE statement = %s",
+            (query.replace("%s", "$1"),), prepare=False,
+        )  # fmt: skip
+        for _ in range(3):
+            for tenant in [*schemas, pooled]:
+                await own_rows(tenant)
+    finally:
+        await single.close()
+    assert prepared == 1
 
 
 async def test_an_error_and_rollback_leave_no_tenant_behind(db: Database, tenant_a: Tenant) -> None:

@@ -17,7 +17,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 
 from camcount.db.pools import Database
-from camcount.tenancy.models import DATABASE_TENANT_SCHEMA, POOLED_SCHEMA, TenantLocation
+from camcount.tenancy.models import TenantLocation
 
 TENANT_SETTING = "camcount.tenant_id"
 
@@ -67,15 +67,15 @@ async def tenant_fetch(
     The same scope as :func:`tenant_transaction`: ``BEGIN``, the transaction-scoped context, the
     statement, ``COMMIT``; sent as one pipeline instead of four round trips (the hot read path,
     and ingestion's usual batch). The explicit BEGIN/COMMIT in autocommit mode lets psycopg queue
-    all four without intermediate syncs. Schema tenants share their database's pool, so
-    ``search_path`` changes from one transaction to the next and a prepared statement would be
-    planned again each time: theirs are sent unprepared. The pooled schema, and a database
-    tenant's ``tenant`` schema in its own database's pool, are the same on every transaction of
-    their pool, so statements are prepared there once used often (``prepare=False`` turns that off).
+    all four without intermediate syncs. Statements used often are prepared (psycopg's
+    threshold; ``prepare=False`` turns that off), for every placement: schema tenants share their
+    database's pool, so ``search_path`` can differ from one transaction to the next on a
+    connection, and PostgreSQL then parses and plans the prepared statement again for the new
+    ``search_path`` (never reusing one schema's plan for another), which costs what an unprepared
+    statement costs; when a tenant's transactions follow each other on a connection, as a busy
+    tenant's do, the plan is reused.
     """
     pool = await db.app_pool(location.server, location.database_name)
-    if location.schema_name not in (POOLED_SCHEMA, DATABASE_TENANT_SCHEMA):
-        prepare = False
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
         try:
