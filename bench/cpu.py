@@ -4,12 +4,13 @@
     ... run a path ...
     spent = cpu_by_group(api_pids) - before   # seconds of CPU per group
 
-Groups: ``api`` (the given server processes and their children), ``client`` (this process), and
-``postgres``: everything else the machine's cores did (from ``/proc/stat``, so backends that exited
-during the run are counted too). On a quiet machine that is PostgreSQL: the backends doing the work
-and the WAL writer, checkpointer and autovacuum the work causes. On a machine where all three share the cores, the sum is
-what a path costs; the ratio of two paths' throughput cannot beat the ratio of their sums once the
-cores are busy.
+Groups: ``api`` (the given server processes and their children), ``client`` (this process),
+``postgres`` (PostgreSQL's processes: backends, WAL writer, checkpointer; backends that exited
+during the run are counted through the postmaster, which reaps them) and ``other``: the rest of
+what the machine's cores did (from ``/proc/stat``): the kernel's work not charged to a process
+(interrupts, network and block-device softirqs, kernel threads) and any other program. On a
+machine where they all share the cores, the sum is what a path costs; the ratio of two paths'
+throughput cannot beat the ratio of their sums once the cores are busy.
 """
 
 from __future__ import annotations
@@ -27,24 +28,39 @@ class CpuSeconds:
     postgres: float
     api: float
     client: float
+    other: float = 0.0
 
     def __sub__(self, other: CpuSeconds) -> CpuSeconds:
-        return CpuSeconds(self.postgres - other.postgres, self.api - other.api, self.client - other.client)
+        return CpuSeconds(
+            self.postgres - other.postgres,
+            self.api - other.api,
+            self.client - other.client,
+            self.other - other.other,
+        )
 
     @property
     def total(self) -> float:
-        return self.postgres + self.api + self.client
+        return self.postgres + self.api + self.client + self.other
 
 
-def _stat(pid: str) -> tuple[str, int, float] | None:
-    """(command name, parent pid, CPU seconds) of a process, or None if it is gone."""
+@dataclass(frozen=True)
+class _Process:
+    name: str
+    parent: int
+    seconds: float  # its own CPU
+    reaped: float  # CPU of its children that exited and were waited for
+
+
+def _stat(pid: str) -> _Process | None:
+    """A process's name, parent and CPU seconds, or None if it is gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     name = text[text.index("(") + 1 : text.rindex(")")]
     fields = text[text.rindex(")") + 2 :].split()
-    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
+    own = (int(fields[11]) + int(fields[12])) / _TICKS
+    return _Process(name, int(fields[1]), own, (int(fields[13]) + int(fields[14])) / _TICKS)
 
 
 def _machine_busy_seconds() -> float:
@@ -61,13 +77,24 @@ def cpu_by_group(api_pids: set[int]) -> CpuSeconds:
     api = set(api_pids)
     grew = True
     while grew:  # the server's workers are its children
-        children = {pid for pid, (_, parent, _) in stats.items() if parent in api} - api
+        children = {pid for pid, process in stats.items() if process.parent in api} - api
         api |= children
         grew = bool(children)
     me = os.getpid()
-    api_seconds = sum(stats[pid][2] for pid in api if pid in stats)
-    client_seconds = stats[me][2] if me in stats else 0.0
-    return CpuSeconds(postgres=busy - api_seconds - client_seconds, api=api_seconds, client=client_seconds)
+    api_seconds = sum(stats[pid].seconds for pid in api if pid in stats)
+    client_seconds = stats[me].seconds if me in stats else 0.0
+    postgres = [p for p in stats.values() if p.name == "postgres"]
+    # The postmaster is the one postgres process whose parent is not postgres; it reaps the backends.
+    pids = {pid for pid, p in stats.items() if p.name == "postgres"}
+    postgres_seconds = sum(p.seconds for p in postgres) + sum(
+        p.reaped for p in postgres if p.parent not in pids
+    )
+    return CpuSeconds(
+        postgres=postgres_seconds,
+        api=api_seconds,
+        client=client_seconds,
+        other=busy - api_seconds - client_seconds - postgres_seconds,
+    )
 
 
 def server_pids(port: int) -> set[int]:
