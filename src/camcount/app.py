@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.operators = OperatorService(db, operator_usage)
             if settings.limits_enforced:  # rate limits and the API-call quota (camcount.limits.rate)
                 app.state.limits = Enforcer(db, settings)
+                cache.on_invalidate(app.state.limits.forget_rates)  # a changed limit or plan applies at once
                 await app.state.limits.start()
                 stack.push_async_callback(app.state.limits.stop)
             # Start-up objects (modules, routes, models, pools) move out of the collector's sight:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
+import httpx
+from pydantic import SecretStr
+
+from camcount.app import create_app
+from camcount.config import Settings
 from camcount.db.pools import Database
+from tests.fixtures.api import ApiTenantFactory
 from tests.fixtures.tenants import TenantFactory
 
 CAMCOUNT = str(Path(sys.executable).with_name("camcount"))
+REDIS_URL = os.environ.get("CAMCOUNT_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -97,3 +107,36 @@ async def test_billing_from_the_command_line_runs_once_and_exports_csv(
     other = await make_tenant()
     assert cli(env_for_cli, "billing", "mark", other.slug, str(invoice["id"]), "paid").returncode == 3
     assert cli(env_for_cli, "billing", "run", "--period", "2026-6").returncode == 2
+
+
+async def test_with_redis_a_plan_rate_changed_from_the_command_line_applies_in_a_running_api(
+    api_settings: Settings, make_api_tenant: ApiTenantFactory, env_for_cli: dict[str, str]
+) -> None:
+    """`plan update` announces the change to every tenant (through Redis) as the /admin routes do;
+    without it a running API would keep the plan's old rate for its cache lifetime (10 s)."""
+    code = f"cli-{uuid.uuid4().hex[:8]}"
+    created = cli(env_for_cli, "plan", "create", code, "--name", code, "--base-price", "0", "--rate", "30",
+                  "--copy-from", "standard")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    tenant = await make_api_tenant()
+    assert cli(env_for_cli, "tenant", "plan", tenant.slug, code).returncode == 0
+    settings = api_settings.model_copy(update={"redis_url": SecretStr(REDIS_URL), "limits_enforced": True})
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+
+            async def rate() -> str:
+                answer = await client.get(tenant.url("/sites"), headers=tenant.headers)
+                assert answer.status_code == 200, answer.text
+                return answer.headers["RateLimit-Limit"]
+
+            assert await rate() == "30"  # cached now
+            done = await asyncio.to_thread(
+                cli, {**env_for_cli, "CAMCOUNT_REDIS_URL": REDIS_URL}, "plan", "update", code, "--rate", "17"
+            )
+            assert done.returncode == 0, done.stderr
+            started = time.monotonic()
+            while await rate() != "17":
+                assert time.monotonic() - started < 3.0, "the running API kept the plan's old rate"
+                await asyncio.sleep(0.05)

@@ -252,3 +252,33 @@ async def test_near_the_limit_a_retry_of_stored_events_is_answered_not_refused(
     fits = await limited.post(owner.url("/events"), json=events([*stored, "n1", "n2"]), headers=owner.headers)
     assert fits.status_code == 200, fits.text
     assert (fits.json()["accepted"], fits.json()["duplicate"]) == (2, 8)
+
+
+async def test_a_changed_limit_or_plan_rate_applies_from_the_next_request(
+    limited: httpx.AsyncClient, make_api_tenant: ApiTenantFactory, operator_headers: dict[str, str]
+) -> None:
+    """Rates are cached per process, but a change through /admin drops them at once (not after 10 s)."""
+    tenant = await make_api_tenant()
+
+    async def rate() -> str:
+        answer = await limited.get(tenant.url("/sites"), headers=tenant.headers)
+        assert answer.status_code == 200, answer.text
+        return answer.headers["RateLimit-Limit"]
+
+    async def admin(method: str, path: str, body: dict[str, object] | None = None) -> None:
+        answer = await limited.request(method, f"/admin{path}", json=body, headers=operator_headers)
+        assert answer.status_code in (200, 201), answer.text
+
+    assert await rate() == "50"  # the standard plan's rate, now cached
+    await admin("PUT", f"/tenants/{tenant.slug}/limits/requests_per_second", {"limit": 40})
+    assert await rate() == "40"
+    await admin("DELETE", f"/tenants/{tenant.slug}/limits/requests_per_second")
+    assert await rate() == "50"
+    # A plan of its own (other tests use the standard plan), then a change to the plan's rate.
+    code = f"rates-{uuid.uuid4().hex[:8]}"
+    await admin("POST", "/plans", {"code": code, "name": code, "base_price": "0", "requests_per_second": 30,
+                                   "copy_from": "standard"})  # fmt: skip
+    await admin("PUT", f"/tenants/{tenant.slug}/plan", {"plan": code})
+    assert await rate() == "30"
+    await admin("PATCH", f"/plans/{code}", {"requests_per_second": 20})
+    assert await rate() == "20"

@@ -102,10 +102,10 @@ def plan_update(
     as_json: JsonOption = False,
 ) -> None:
     """Change a plan's name, price, rates, retention or availability."""
-    plan = run(lambda db: actions.update_plan(
+    plan = run_tenant_change(lambda db: actions.update_plan(
         db, code, name=name, base_price=base_price, requests_per_second=rate, device_requests_per_second=device_rate,
         retention_days=retention_days, is_active=active, actor=actor(),
-    ))  # fmt: skip
+    ), _every_tenant)  # fmt: skip
     _show_plan(plan, as_json)
 
 
@@ -119,13 +119,19 @@ def plan_set_limit(
 ) -> None:
     """Set a plan's limit; tenants on the plan without an override get it at once."""
     _show_plan(
-        run(
+        run_tenant_change(
             lambda db: actions.set_plan_limit(
                 db, code, resource, value, reset_period=reset_period, actor=actor()
-            )
+            ),
+            _every_tenant,
         ),
         as_json,
     )
+
+
+def _every_tenant(_plan: object) -> None:
+    """A plan's change concerns every tenant on it: running API processes drop what they hold on all."""
+    return None
 
 
 @app.command("set-price")

@@ -10,7 +10,10 @@ requests in any second, and neither lets a flood through. Storage is Redis when
 
 Rates: the plan's ``requests_per_second`` per tenant and ``device_requests_per_second`` per device
 key; an operator override of ``requests_per_second`` / ``device_requests_per_second`` in the
-tenant's limits wins. Rates are cached in process for ``RATE_CACHE_SECONDS``.
+tenant's limits wins. Rates are cached in process for ``RATE_CACHE_SECONDS`` and dropped at once
+when the tenant (or, for a plan's change, every tenant) is invalidated through
+:class:`camcount.cache.Cache`, so a changed limit or plan applies from the next request in every
+API process that hears of it (all of them with Redis).
 
 The order on each authenticated request: device bucket, tenant bucket (both cheap, and a refused
 request is not counted), then the daily API-call quota (:class:`camcount.limits.quotas.QuotaMeter`,
@@ -201,6 +204,13 @@ class Enforcer:
 
     async def stop(self) -> None:
         await self.quota.stop()
+
+    def forget_rates(self, tenant_id: int | None) -> None:
+        """Drop the cached rates of a tenant (``None``: of every tenant); a cache invalidation listener."""
+        if tenant_id is None:
+            self._rates.clear()
+        else:
+            self._rates.pop(tenant_id, None)
 
     async def rates_for(self, tenant: Tenant) -> Rates:
         cached = self._rates.get(tenant.id)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from camcount.api.deps import get_db, require_operator
+from camcount.api.deps import CacheDep, get_db, require_operator
 from camcount.billing.cycles import get_invoice, list_invoices, run_billing, set_invoice_status
 from camcount.billing.export import invoices_csv
 from camcount.db.pools import Database
@@ -92,18 +92,22 @@ async def post_plan(body: PlanIn, operator: Operator, db: Db) -> dict[str, Any]:
 
 
 @router.patch("/plans/{code}")
-async def patch_plan(code: Code, body: PlanPatch, operator: Operator, db: Db) -> dict[str, Any]:
+async def patch_plan(
+    code: Code, body: PlanPatch, operator: Operator, db: Db, cache: CacheDep
+) -> dict[str, Any]:
     plan = await plans.update_plan(db, code, **body.model_dump(exclude_none=True), actor=_actor(operator))
+    await cache.invalidate_tenant(None)  # rates and retention of every tenant on the plan
     return plan.as_dict()
 
 
 @router.put("/plans/{code}/limits/{resource}")
 async def put_plan_limit(
-    code: Code, resource: Resource, body: LimitIn, operator: Operator, db: Db
+    code: Code, resource: Resource, body: LimitIn, operator: Operator, db: Db, cache: CacheDep
 ) -> dict[str, Any]:
     plan = await plans.set_plan_limit(
         db, code, resource, body.limit, reset_period=body.reset_period, actor=_actor(operator)
     )
+    await cache.invalidate_tenant(None)  # tenants on the plan without an override get it at once
     return plan.as_dict()
 
 
