@@ -1,20 +1,17 @@
 """``POST /events`` (ingestion, for devices and users who may ingest) and ``GET /events`` (listing).
 
 Ingestion reads the body itself instead of declaring a pydantic model: each event is checked on
-its own so a bad event is rejected with its reason and never sinks the good ones. The hot path
-parses and checks a well-formed body in one pass in C into columns
-(:func:`camcount.counting.ingest.parse_batch_json`) and checks and stores them without a Python
-step per event, in one round trip (:func:`camcount.counting.ingest.ingest_batch`); any other body
-takes the per-event path (:func:`camcount.counting.ingest.parse_event`), which gives the reasons
-and the 422s. The answer is sent after the transaction has committed: an acknowledged
-event is durable.
+its own so a bad event is rejected with its reason and never sinks the good ones
+(:mod:`camcount.counting.submission`: a well-formed body is parsed into columns in one pass and
+stored in one round trip, any other body event by event). The route sizes the batch (413), takes
+it from the storage limit and the events quota, stores it, gives back what was not stored, and
+answers after the transaction has committed: an acknowledged event is durable.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -24,25 +21,11 @@ from camcount.api.deps import Permission, TenantContext, get_db, require
 from camcount.api.problems import problem_response
 from camcount.api.routes._keyset import MAX_CURSOR_LENGTH, decode_key, encode_key
 from camcount.counting.aggregate_cache import counts_changed
-from camcount.counting.ingest import (
-    MAX_BATCH_EVENTS,
-    OLDEST_ACCEPTED,
-    EventRow,
-    IngestScope,
-    Rejected,
-    answer_json,
-    as_row,
-    count_new_events,
-    ingest_batch,
-    ingest_rows,
-    parse_batch_json,
-    parse_event,
-    tally,
-)
+from camcount.counting.ingest import MAX_BATCH_EVENTS, OLDEST_ACCEPTED, IngestScope, answer_json, tally
 from camcount.counting.queries import MAX_EVENT_PAGE, Order, Scope, list_events
+from camcount.counting.submission import read_submission
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
-from camcount.errors import InvalidInput
 from camcount.limits.quotas import QuotaExceeded
 from camcount.limits.rate import admit_ingest, refund_ingest
 from camcount.monitoring.ingestion import record_ingestion_batch
@@ -100,17 +83,6 @@ class EventPage(BaseModel):
     next_cursor: str | None
 
 
-def _batch(body: bytes) -> list[Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("body", "is not valid JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
-        raise InvalidInput("events", 'the body must be {"events": [...]}')
-    events: list[Any] = data["events"]
-    return events
-
-
 @router.post(
     "/events",
     response_model=IngestAnswer,
@@ -142,33 +114,24 @@ async def post_events(
         Header(description="`return=minimal`: list only the events not accepted (RFC 7240)."),
     ] = None,
 ) -> Response:
-    body = await request.body()
-    batch = parse_batch_json(body)  # the usual, well-formed batch: columns, no object per event
-    items: list[EventRow | Rejected] = []
-    raw: list[Any] = []
-    if batch is None:  # not a batch of well-formed events: 422 for a bad body, else event by event
-        raw = _batch(body)
-        if len(raw) <= MAX_BATCH_EVENTS:
-            items = [as_row(parse_event(item)) for item in raw]
-    size = len(raw) if batch is None else len(batch)
-    if size > MAX_BATCH_EVENTS:
+    submission = read_submission(await request.body())
+    if submission.too_large:
         return problem_response(
             413,
-            f"a batch holds at most {MAX_BATCH_EVENTS} events, this one {size}: split it",
+            f"a batch holds at most {MAX_BATCH_EVENTS} events, this one {submission.size}: split it",
             ctx.request_id,
             code="batch-too-large",
         )
     # Storage limit (507) and the monthly events quota (429 with Retry-After), before any write:
     # the whole batch must fit; what is not stored (duplicates of a retry) is given back after.
     now = datetime.now(UTC)
-    storable = len(batch) if batch is not None else sum(not isinstance(e, Rejected) for e in items)
+    location = ctx.tenant.location
+    storable = submission.storable
     try:
         await admit_ingest(request, db, ctx.tenant, storable, now=now)
     except QuotaExceeded:
         # Near the limit: a retry of batches already stored must not be refused for its duplicates.
-        keys = (batch.camera_id, batch.event_id) if batch is not None else _keys(items)
-        async with tenant_transaction(db, ctx.tenant.location) as conn:
-            fresh = await count_new_events(conn, ctx.tenant.id, *keys)
+        fresh = await submission.count_new(db, location)
         if fresh >= storable:
             raise
         await admit_ingest(request, db, ctx.tenant, fresh, now=now)
@@ -182,11 +145,7 @@ async def post_events(
     retention_days = await event_retention_days(db, request.app.state.cache, ctx.tenant.id)
     oldest = now - timedelta(days=retention_days) if retention_days else OLDEST_ACCEPTED
     try:
-        if batch is not None:
-            results = await ingest_batch(db, ctx.tenant.location, batch, now=now, scope=scope, oldest=oldest)
-        else:
-            async with tenant_transaction(db, ctx.tenant.location) as conn:
-                results = await ingest_rows(conn, ctx.tenant.id, items, now=now, scope=scope, oldest=oldest)
+        results = await submission.store(db, location, now=now, scope=scope, oldest=oldest)
     except BaseException:
         refund_ingest(request, ctx.tenant, storable, now=now)  # nothing was stored
         raise
@@ -215,12 +174,6 @@ def _prefers_minimal(prefer: str | None) -> bool:
         if name.strip().lower() == "return" and value.strip().strip('"').lower() == "minimal":
             return True
     return False
-
-
-def _keys(items: list[EventRow | Rejected]) -> tuple[list[int], list[str]]:
-    """(camera ids, event ids) of the well-formed events."""
-    rows = [item for item in items if not isinstance(item, Rejected)]
-    return [r[0] for r in rows], [r[1] for r in rows]
 
 
 @router.get("/events", response_model=EventPage, summary="List count events (keyset pages)")
