@@ -133,9 +133,11 @@ def free_port() -> int:
 
 @contextmanager
 def api_server(settings: Settings, *, pythonpath: str | None = None, workers: int = 1) -> Iterator[str]:
-    """``uvicorn camcount.app:create_app`` (uvloop, httptools) on a free port, with limits enforced.
+    """``camcount serve`` (uvicorn with uvloop and camcount's httptools protocol) on a free port, limits on.
 
-    ``pythonpath``: import camcount from there (another checkout's ``src``) instead of this tree.
+    The server users run: its protocol writes each answer in one piece and it trusts no proxy
+    headers. ``pythonpath``: import camcount from there (another checkout's ``src``) instead of
+    this tree.
     """
     port = free_port()
     assert settings.database_url is not None
@@ -150,9 +152,8 @@ def api_server(settings: Settings, *, pythonpath: str | None = None, workers: in
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "camcount.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-         "--log-level", "warning"],
+        [str(Path(sys.executable).with_name("camcount")), "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers)],
         env=env,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -16,7 +16,7 @@ same scale:
 
 Measured side by side, request by request, on the same random (tenant, camera) sequence:
 
-- ``api``: ``GET /t/{slug}/counts?camera_id=..&bucket=hour&from=..&to=..`` over HTTP to a uvicorn
+- ``api``: ``GET /t/{slug}/counts?camera_id=..&bucket=hour&from=..&to=..`` over HTTP to a ``camcount serve``
   process (1 worker), with a user token: authentication, tenant transaction, rollups, JSON;
 - ``sql-raw``: the same hourly sums in the site's time zone, in plain SQL on the raw rows
   (``WHERE tenant_id = .. AND camera_id = ..``, one connection, no RLS, no HTTP): the baseline;
@@ -299,7 +299,7 @@ per path (50 more as warm-up), the paths interleaved in random order on the same
 
 **API p99 / plain SQL on raw rows p99: {ratio:.2f}** (target: below 1).
 
-- `api`: `GET /t/{{slug}}/counts` over HTTP to uvicorn (1 worker), user token, tenant transaction,
+- `api`: `GET /t/{{slug}}/counts` over HTTP to `camcount serve` (1 worker), user token, tenant transaction,
   15-minute rollups, JSON answer with offsets.
 - `sql-raw`: `date_trunc('hour', occurred_at, tz)` sums over `counting_results` with
   `WHERE tenant_id AND camera_id AND occurred_at`, one connection, no RLS (superuser), no HTTP.

@@ -12,7 +12,7 @@ another, each covering one hour of its cameras. Every path gets the same batches
 ``--shared-cameras`` makes all clients send random picks of one site's 10 cameras instead (a worst
 case for the ledger: concurrent batches insert next to each other in the same index pages).
 
-- ``api``: batches of 1,000 events as JSON through a real uvicorn process (1 worker) with the
+- ``api``: batches of 1,000 events as JSON through a real ``camcount serve`` process (1 worker) with the
   device's key: authentication, per-event checks, idempotency through ``counting_event_ids``,
   rollups, the commit, and the answer, short as camcount's edge worker asks for it
   (``Prefer: return=minimal``: only the events not accepted are listed).
@@ -370,7 +370,7 @@ Measured {stamp()} on {header}. Client, server and PostgreSQL share the
 same 2 cores; compare the ratios, not the absolute numbers.
 
 Command: `.venv/bin/python -m bench.ingest --batches {args.batches} --rounds {args.rounds} --concurrency {args.concurrency} --workers {args.workers} --placement {args.placement}{" --shared-cameras" if args.shared_cameras else ""}`
-(the API with {args.workers} uvicorn worker(s), quotas and rate limits enforced, the tenant's limits raised out of the way)
+(the API as `camcount serve --workers {args.workers}`, quotas and rate limits enforced, the tenant's limits raised out of the way)
 (batches of 1,000 events, {args.batches * 1000:,} fresh events per path and round, paths interleaved in
 random order each round, {load} in every path, one {args.placement} tenant in a dedicated
 database `{DBNAME}`).
@@ -398,7 +398,7 @@ event_id) unique, and the rollups); the rest of the machine: {cpu["api"].other:.
 {cpu["raw"].other:.1f} ms. The API process: {cpu["api"].api:.1f} ms (parsing and
 checking 1,000 JSON events, encoding the columns, uvicorn, FastAPI, psycopg).
 
-- `api`: JSON through uvicorn ({args.workers} worker(s), uvloop, httptools) with the device's key,
+- `api`: JSON through `camcount serve` ({args.workers} worker(s); uvicorn with uvloop and camcount's httptools protocol) with the device's key,
   posted by `bench/http_client.py` (keep-alive, the request in one write; httpx cost the shared
   cores about 4 ms of CPU per batch) with `Prefer: return=minimal`, as camcount's edge worker sends
   it; idempotency by (camera, event_id) in `counting_event_ids`, 15-minute rollups in the same
@@ -425,7 +425,9 @@ def parse_args() -> argparse.Namespace:
         default=4,
         help="clients sending at once, in every path (an API serves many devices)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the API")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes of the API (camcount serve --workers)"
+    )
     parser.add_argument(
         "--shared-cameras",
         action="store_true",
