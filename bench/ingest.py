@@ -1,7 +1,7 @@
 """Ingestion throughput: ``POST /events`` against a raw COPY + ``ON CONFLICT DO NOTHING`` baseline.
 
     .venv/bin/python -m bench.ingest [--batches 40] [--rounds 3] [--concurrency 4] [--shared-cameras]
-                                     [--placement pooled] [--no-write] [--baseline-tree PATH]
+                                     [--placement pooled] [--prefill EVENTS] [--no-write] [--baseline-tree PATH]
 
 Paths, measured side by side in each round (interleaved, so load from other work on the machine
 hits them alike), each inserting fresh rows of the same shape into the same tenant's tables.
@@ -11,6 +11,8 @@ a site with 10 cameras and its own device key (scoped to its site), and sends it
 another, each covering one hour of its cameras. Every path gets the same batches, device by device.
 ``--shared-cameras`` makes all clients send random picks of one site's 10 cameras instead (a worst
 case for the ledger: concurrent batches insert next to each other in the same index pages).
+``--prefill N`` stores N events before the first round, so the paths insert into tables of a
+production size instead of empty ones (every round adds 40,000 events per path as well).
 
 - ``api``: batches of 1,000 events as JSON through a real ``camcount serve`` process (1 worker) with the
   device's key: authentication, per-event checks, idempotency through ``counting_event_ids``,
@@ -227,6 +229,16 @@ async def api_path(
             await connection.close()
 
 
+async def prefill(
+    db: Database, tenant: Tenant, devices: list[Device], batches: int, rng: random.Random, now: datetime
+) -> None:
+    """Store ``batches`` batches before the rounds, through the data layer (ledger and rollups too),
+    so that every path inserts into tables of a production size rather than into empty ones."""
+    started = time.perf_counter()
+    await layer_path(db, tenant, devices, device_lanes(devices, batches, "prefill", rng, now), len(devices))
+    print(f"prefilled {batches * BATCH:,} events in {time.perf_counter() - started:.0f} s", flush=True)
+
+
 async def add_devices(db: Database, tenant: Tenant, count: int, *, shared_cameras: bool) -> list[Device]:
     """``count`` devices, each a site of CAMERAS cameras with a key scoped to it; or one unrestricted
     key for one site's cameras, shared by all clients (``--shared-cameras``)."""
@@ -274,6 +286,8 @@ async def main(args: argparse.Namespace) -> None:
         ).tenant
         devices = await add_devices(db, tenant, args.concurrency, shared_cameras=args.shared_cameras)
         await lift_limits(db, tenant)
+        if args.prefill:
+            await prefill(db, tenant, devices, args.prefill // BATCH, rng, now)
         with ExitStack() as servers:
             base = servers.enter_context(api_server(settings, workers=args.workers))
             bases = {"api": base, "api-full": base}
@@ -306,7 +320,7 @@ async def main(args: argparse.Namespace) -> None:
         async with tenant_transaction(db, tenant.location) as conn:
             cur = await conn.execute("SELECT count(*) FROM counting_results")
             stored = (await cur.fetchone() or [0])[0]
-    expected = args.rounds * args.batches * BATCH * len(paths)
+    expected = args.rounds * args.batches * BATCH * len(paths) + args.prefill // BATCH * BATCH
     assert stored == expected, (stored, expected)
     summary = {path: median(values) for path, values in rates.items()}
     events = args.rounds * args.batches * BATCH
@@ -369,11 +383,11 @@ def report(
 Measured {stamp()} on {header}. Client, server and PostgreSQL share the
 same 2 cores; compare the ratios, not the absolute numbers.
 
-Command: `.venv/bin/python -m bench.ingest --batches {args.batches} --rounds {args.rounds} --concurrency {args.concurrency} --workers {args.workers} --placement {args.placement}{" --shared-cameras" if args.shared_cameras else ""}`
+Command: `.venv/bin/python -m bench.ingest --batches {args.batches} --rounds {args.rounds} --concurrency {args.concurrency} --workers {args.workers} --placement {args.placement}{" --shared-cameras" if args.shared_cameras else ""}{f" --prefill {args.prefill}" if args.prefill else ""}`
 (the API as `camcount serve --workers {args.workers}`, quotas and rate limits enforced, the tenant's limits raised out of the way)
 (batches of 1,000 events, {args.batches * 1000:,} fresh events per path and round, paths interleaved in
 random order each round, {load} in every path, one {args.placement} tenant in a dedicated
-database `{DBNAME}`).
+database `{DBNAME}`{f", holding {args.prefill // BATCH * BATCH:,} events stored before the first round" if args.prefill else ""}).
 
 | path | events/s (median) | per round | ratio to raw |
 |---|---|---|---|
@@ -444,6 +458,12 @@ def parse_args() -> argparse.Namespace:
         type=lambda text: text.split(","),
         default=["api", "api-full", "raw", "layer"],
         help="comma-separated subset of api,api-full,raw,layer (profiling one path); the ratio needs api and raw",
+    )
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="events stored before the rounds (whole batches), so the paths insert into tables of that size",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument(
