@@ -248,8 +248,8 @@ class AllAccepted(Sequence[EventResult]):
     """The outcomes of a batch whose every event was stored, made one by one only when read.
 
     The usual answer to a device (``Prefer: return=minimal``) reads none of them: building 1,000
-    :class:`EventResult` structs and tallying them was about a fifteenth of the API process's CPU
-    per batch, for an answer that lists no event.
+    :class:`EventResult` structs and tallying them cost 0.12 ms per batch (measured alone; a few
+    percent of the API process's CPU per batch), for an answer that lists no event.
     """
 
     __slots__ = ("_batch",)
