@@ -83,11 +83,10 @@ def cpu_by_group(api_pids: set[int]) -> CpuSeconds:
     me = os.getpid()
     api_seconds = sum(stats[pid].seconds for pid in api if pid in stats)
     client_seconds = stats[me].seconds if me in stats else 0.0
-    postgres = [p for p in stats.values() if p.name == "postgres"]
+    postgres = {pid: p for pid, p in stats.items() if p.name == "postgres"}
     # The postmaster is the one postgres process whose parent is not postgres; it reaps the backends.
-    pids = {pid for pid, p in stats.items() if p.name == "postgres"}
-    postgres_seconds = sum(p.seconds for p in postgres) + sum(
-        p.reaped for p in postgres if p.parent not in pids
+    postgres_seconds = sum(
+        p.seconds + (p.reaped if p.parent not in postgres else 0.0) for p in postgres.values()
     )
     return CpuSeconds(
         postgres=postgres_seconds,

@@ -61,12 +61,12 @@ def run(action: Callable[[Database], Awaitable[T]], *, load: bool = True) -> T:
 
 
 def run_tenant_change(
-    action: Callable[[Database], Awaitable[T]], tenant: str | Callable[[T], int | None]
+    action: Callable[[Database], Awaitable[T]], tenant: str | Callable[[T], int] | None
 ) -> T:
     """:func:`run` for a command that changes what API processes cache about a tenant.
 
-    ``tenant``: its slug, or a function of the action's result giving its id (None: every tenant,
-    e.g. a plan's limits changed). After the change has committed, running API processes are told
+    ``tenant``: its slug, a function of the action's result giving its id, or None for every
+    tenant (a plan's change concerns every tenant on it). After the change has committed, running API processes are told
     to drop what they hold about it, as the ``/admin`` routes do: through Redis when
     ``CAMCOUNT_REDIS_URL`` is set; without it they cannot be reached and see the change when their
     short cache lifetimes run out.
@@ -74,10 +74,11 @@ def run_tenant_change(
 
     async def change_and_announce(db: Database) -> T:
         result = await action(db)
+        changed: int | None = None
         if isinstance(tenant, str):
             async with db.owner() as conn:
-                changed: int | None = (await require_tenant(conn, tenant)).id
-        else:
+                changed = (await require_tenant(conn, tenant)).id
+        elif tenant is not None:
             changed = tenant(result)
         await _announce(db, changed)
         return result

@@ -105,7 +105,7 @@ def plan_update(
     plan = run_tenant_change(lambda db: actions.update_plan(
         db, code, name=name, base_price=base_price, requests_per_second=rate, device_requests_per_second=device_rate,
         retention_days=retention_days, is_active=active, actor=actor(),
-    ), _every_tenant)  # fmt: skip
+    ), None)  # fmt: skip
     _show_plan(plan, as_json)
 
 
@@ -123,15 +123,10 @@ def plan_set_limit(
             lambda db: actions.set_plan_limit(
                 db, code, resource, value, reset_period=reset_period, actor=actor()
             ),
-            _every_tenant,
+            None,  # every tenant on the plan
         ),
         as_json,
     )
-
-
-def _every_tenant(_plan: object) -> None:
-    """A plan's change concerns every tenant on it: running API processes drop what they hold on all."""
-    return None
 
 
 @app.command("set-price")
