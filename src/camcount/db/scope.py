@@ -13,13 +13,16 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, errors, sql
 from psycopg.pq import TransactionStatus
 
 from camcount.db.pools import Database
 from camcount.tenancy.models import TenantLocation
 
 TENANT_SETTING = "camcount.tenant_id"
+
+# PostgreSQL's error when a prepared statement's result columns changed type under it.
+_PLAN_CHANGED = "cached plan must not change result type"
 
 _SET_CONTEXT = "SELECT set_config('search_path', %s, true), set_config('camcount.tenant_id', %s, true)"
 
@@ -77,22 +80,40 @@ async def tenant_fetch(
     """
     pool = await db.app_pool(location.server, location.database_name)
     async with pool.connection() as conn:
-        await conn.set_autocommit(True)
         try:
-            async with conn.pipeline():
-                # BEGIN and COMMIT are never prepared: after a failed statement the server skips
-                # the rest of the pipeline, COMMIT's PREPARE with it, but psycopg 3.3 would count it
-                # as prepared and later send "prepared statement does not exist" errors.
-                await conn.execute(b"BEGIN", prepare=False)
-                await conn.execute(
-                    _SET_CONTEXT,
-                    (search_path_for(location.schema_name), str(location.tenant_id)),
-                    prepare=prepare,
-                )
-                cur = await conn.execute(query, params, prepare=prepare)
-                await conn.execute(b"COMMIT", prepare=False)
-        finally:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                await conn.execute(b"ROLLBACK")
-            await conn.set_autocommit(False)
-        return await cur.fetchall()
+            return await _pipelined(conn, location, query, params, prepare)
+        except errors.FeatureNotSupported as error:
+            if error.diag.message_primary != _PLAN_CHANGED:
+                raise
+        # A migration changed the type of a column this prepared statement returns. The failed
+        # transaction's ROLLBACK made psycopg forget its prepared statements on the connection,
+        # so the same statement runs again, planned afresh, and nothing was written the first time.
+        return await _pipelined(conn, location, query, params, prepare)
+
+
+async def _pipelined(
+    conn: AsyncConnection,
+    location: TenantLocation,
+    query: bytes | str,
+    params: tuple[object, ...] | Mapping[str, object],
+    prepare: bool | None,
+) -> list[tuple[Any, ...]]:
+    await conn.set_autocommit(True)
+    try:
+        async with conn.pipeline():
+            # BEGIN and COMMIT are never prepared: after a failed statement the server skips
+            # the rest of the pipeline, COMMIT's PREPARE with it, but psycopg 3.3 would count it
+            # as prepared and later send "prepared statement does not exist" errors.
+            await conn.execute(b"BEGIN", prepare=False)
+            await conn.execute(
+                _SET_CONTEXT,
+                (search_path_for(location.schema_name), str(location.tenant_id)),
+                prepare=prepare,
+            )
+            cur = await conn.execute(query, params, prepare=prepare)
+            await conn.execute(b"COMMIT", prepare=False)
+    finally:
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            await conn.execute(b"ROLLBACK")
+        await conn.set_autocommit(False)
+    return await cur.fetchall()
