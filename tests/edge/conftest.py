@@ -104,6 +104,10 @@ def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
                 api.mode = "ok"
                 self._reply(429, {"detail": "slow down"}, {"Retry-After": "0.2"})
                 return
+            if api.mode == "unavailable":
+                api.mode = "ok"
+                self._reply(503, {"detail": "database briefly unavailable"}, {"Retry-After": "0.3"})
+                return
             if api.mode == "drop":
                 api.mode = "ok"
                 self.close_connection = True

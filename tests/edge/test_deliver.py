@@ -65,13 +65,15 @@ def test_a_server_that_is_down_then_up_gets_everything_exactly_once(tmp_path: Pa
     assert len(api.accepted) == 20 and api.duplicates == 0
 
 
-def test_5xx_429_and_dropped_connections_are_retried(tmp_path: Path, fake_api: FakeApi) -> None:
+def test_5xx_429_503_and_dropped_connections_are_retried(tmp_path: Path, fake_api: FakeApi) -> None:
     spool = filled_spool(tmp_path / "s.sqlite")
     d = deliverer(spool, fake_api.url, batch_size=5)
     fake_api.mode = "error500"
     assert d.step() > 0 and spool.stats().pending == 20
     fake_api.mode = "slow_down"
     assert d.step() == pytest.approx(0.2)  # Retry-After honoured
+    fake_api.mode = "unavailable"
+    assert d.step() == pytest.approx(0.3)  # a 503's Retry-After too
     fake_api.mode = "drop"
     assert d.step() > 0
     assert d.drain(deadline=None)

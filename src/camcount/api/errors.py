@@ -1,6 +1,9 @@
 """Every error as problem+json (RFC 9457), with the request id, and never an internal detail.
 
-camcount's own errors carry messages written to be shown (see :mod:`camcount.errors`). Anything
+camcount's own errors carry messages written to be shown (see :mod:`camcount.errors`). A database
+that is briefly out of reach or busy (connection lost or refused, no pooled connection in time,
+a statement cancelled, a deadlock or serialization failure, a prepared plan a migration just
+invalidated) is a 503 with ``Retry-After``: the request did nothing and may be sent again. Anything
 else becomes a generic 500 whose details go only to the log, tagged with the request id.
 """
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from psycopg import errors as pg_errors
@@ -17,6 +21,7 @@ from starlette.responses import Response
 
 from camcount.api.middleware import request_id_var
 from camcount.api.problems import problem_response
+from camcount.db.scope import PLAN_CHANGED
 from camcount.errors import (
     AmbiguousTenant,
     AuthenticationFailed,
@@ -116,6 +121,28 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     return problem_response(422, "a value is out of range or malformed", request_id, code="invalid-input")
 
 
+RETRY_AFTER_SECONDS = 1
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """A transient database failure: the client may send the request again.
+
+    As after any network failure, a connection lost during COMMIT leaves the outcome unknown to
+    the server too; a retried event batch is idempotent, a retried create may meet a 409.
+    """
+    if isinstance(exc, pg_errors.FeatureNotSupported) and exc.diag.message_primary != PLAN_CHANGED:
+        return await _unexpected(request, exc)
+    request_id = _request_id(request)
+    log.warning("database unavailable for a request [%s]: %s: %s", request_id, type(exc).__name__, exc)
+    return problem_response(
+        503,
+        "the service is briefly unable to reach its database; retry the request",
+        request_id,
+        code="temporarily-unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     request_id = _request_id(request)
     log.error("unhandled error [%s] %s %s", request_id, request.method, request.url.path, exc_info=exc)
@@ -133,4 +160,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(pg_errors.IntegrityError, _database_error)
     app.add_exception_handler(pg_errors.DataError, _database_error)
+    # OperationalError covers lost and refused connections, pool timeouts, cancelled statements,
+    # deadlocks and serialization failures; a program limit (SQLSTATE class 54) is a bug instead.
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
+    app.add_exception_handler(pg_errors.FeatureNotSupported, _database_unavailable)
+    app.add_exception_handler(pg_errors.ProgramLimitExceeded, _unexpected)
     app.add_exception_handler(Exception, _unexpected)

@@ -22,7 +22,7 @@ from camcount.tenancy.models import TenantLocation
 TENANT_SETTING = "camcount.tenant_id"
 
 # PostgreSQL's error when a prepared statement's result columns changed type under it.
-_PLAN_CHANGED = "cached plan must not change result type"
+PLAN_CHANGED = "cached plan must not change result type"
 
 _SET_CONTEXT = "SELECT set_config('search_path', %s, true), set_config('camcount.tenant_id', %s, true)"
 
@@ -83,7 +83,7 @@ async def tenant_fetch(
         try:
             return await _pipelined(conn, location, query, params, prepare)
         except errors.FeatureNotSupported as error:
-            if error.diag.message_primary != _PLAN_CHANGED:
+            if error.diag.message_primary != PLAN_CHANGED:
                 raise
         # A migration changed the type of a column this prepared statement returns. The failed
         # transaction's ROLLBACK made psycopg forget its prepared statements on the connection,

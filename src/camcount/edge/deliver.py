@@ -102,7 +102,7 @@ class HttpDeliveryClient:
             )
         if status == 413:
             raise BatchTooLarge(response.text[:200])
-        if status == 429:
+        if status in (429, 503):  # too many requests; the service briefly unavailable
             raise SlowDown(_retry_after(response.headers.get("Retry-After")))
         if status >= 500 or status != 200:
             raise TransientError(f"server answered {status}: {response.text[:200]}")
