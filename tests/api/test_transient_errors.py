@@ -54,8 +54,13 @@ async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:
     async def fail(kind: str) -> None:
         if kind == "pool":
             raise PoolTimeout("couldn't get a connection after 30.00 sec")
-        async with db.owner() as conn:
+        # A connection of its own: the failures leave session state (a temporary table, a prepared
+        # statement, a timeout) that must not reach a pooled connection other tests use.
+        conn = await AsyncConnection.connect(db.default_server.owner_url, autocommit=True)
+        try:
             await failures[kind](conn)
+        finally:
+            await conn.close()
 
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
