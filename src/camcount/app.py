@@ -26,6 +26,7 @@ from camcount.limits.rate import Enforcer, RateLimitHeadersMiddleware
 from camcount.monitoring.http import AccessLogMiddleware
 from camcount.monitoring.logs import configure_logging
 from camcount.runtime import open_database
+from camcount.shutdown import ShutdownSteps
 from camcount.tenancy.resolution import TenantResolver
 
 API_DESCRIPTION = """Multi-tenant camera counting.
@@ -45,14 +46,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)  # JSON lines on stderr, in every worker process
+        shutdown = ShutdownSteps()  # the steps below end within one deadline, database or not
         async with AsyncExitStack() as stack:
             db = await stack.enter_async_context(open_database(settings))
             cache = make_cache(settings, namespace=db.main_dbname)  # Redis keys per deployment
             await cache.start()
-            stack.push_async_callback(cache.close)
+            stack.push_async_callback(shutdown.step("closing the cache", cache.close))
             key_usage = KeyUsage(db)
             key_usage.start()
-            stack.push_async_callback(key_usage.stop)  # writes what is left at shutdown
+            stack.push_async_callback(shutdown.step("writing device-key uses", key_usage.stop))
             resolver = TenantResolver(
                 db, tokens, base_domain=settings.base_domain, ttl=settings.tenant_cache_seconds, shared=cache,
                 key_usage=key_usage,
@@ -66,13 +68,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.key_usage = key_usage
             operator_usage = OperatorTokenUsage(db)
             operator_usage.start()
-            stack.push_async_callback(operator_usage.stop)
+            stack.push_async_callback(shutdown.step("writing operator-token uses", operator_usage.stop))
             app.state.operators = OperatorService(db, operator_usage)
             if settings.limits_enforced:  # rate limits and the API-call quota (camcount.limits.rate)
                 app.state.limits = Enforcer(db, settings)
                 cache.on_invalidate(app.state.limits.forget_rates)  # a changed limit or plan applies at once
                 await app.state.limits.start()
-                stack.push_async_callback(app.state.limits.stop)
+                stack.push_async_callback(shutdown.step("returning quota leases", app.state.limits.stop))
             # Start-up objects (modules, routes, models, pools) move out of the collector's sight:
             # full collections then walk only what requests allocate, which shortens the pauses
             # that set the tail latency (measured: B's p99 in bench.noisy_neighbour, 3.6 -> 3.1 ms).
