@@ -11,6 +11,13 @@ id on ``camcount:invalidate``, which every API process subscribes to so it can d
 in-process copies (the tenant resolver's, see :mod:`camcount.tenancy.resolution`) at once. The
 channel is ``camcount:{namespace}:invalidate``.
 Without Redis, other processes notice a change when their short TTL expires.
+
+Redis is an accelerator, never a dependency of an answer: when it is unreachable or slow (every
+command has a short timeout), a read is a miss, a write is skipped and the request is served
+from PostgreSQL; a failed invalidation still drops this process's copies, and the other processes'
+copies and Redis's own entries expire within their TTL. After a failure the process leaves Redis
+alone for ``_RETRY_AFTER`` seconds (a circuit breaker), so a hung Redis costs one timeout per
+process and pause, not one per request. A warning is logged at most every ``_WARN_EVERY`` seconds.
 """
 
 from __future__ import annotations
@@ -33,6 +40,12 @@ log = logging.getLogger("camcount.cache")
 InvalidationCallback = Callable[[int | None], None]
 CHANNEL = "camcount:invalidate"
 REDIS_PREFIX = "camcount:"
+# A cache answer slower than this is worth less than asking PostgreSQL (a hung Redis would
+# otherwise hold every request: redis-py waits forever by default).
+REDIS_TIMEOUT_SECONDS = 0.5
+_WARN_EVERY = 10.0
+_RETRY_AFTER = 2.0
+_REDIS_DOWN = (aioredis.RedisError, OSError)
 
 
 def tenant_key(tenant_id: int | None, name: str) -> str:
@@ -115,8 +128,12 @@ class RedisCache(Cache):
 
     def __init__(self, url: str, namespace: str = "") -> None:
         super().__init__()
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(url)
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+        )
         self._listener: asyncio.Task[None] | None = None
+        self._warned_at = -_WARN_EVERY
+        self._skip_until = 0.0  # monotonic: Redis failed; do not ask it again before then
         self.prefix = f"{REDIS_PREFIX}{namespace}:" if namespace else REDIS_PREFIX
         self.channel = f"{self.prefix}invalidate" if namespace else CHANNEL
 
@@ -131,8 +148,8 @@ class RedisCache(Cache):
             while True:
                 try:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                except (aioredis.ConnectionError, OSError):
-                    log.warning("lost the cache invalidation channel; retrying")
+                except _REDIS_DOWN as error:
+                    self._unavailable("listening for invalidations", error)
                     await asyncio.sleep(1.0)
                     continue
                 if message is None:
@@ -144,30 +161,66 @@ class RedisCache(Cache):
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
 
+    def _skipping(self) -> bool:
+        return time.monotonic() < self._skip_until
+
+    def _unavailable(self, doing: str, error: BaseException) -> None:
+        now = time.monotonic()
+        self._skip_until = now + _RETRY_AFTER
+        if now - self._warned_at >= _WARN_EVERY:
+            self._warned_at = now
+            log.warning("Redis unavailable while %s (%s); serving without the shared cache", doing,
+                        type(error).__name__)  # fmt: skip
+
     async def get(self, tenant_id: int | None, name: str) -> Any | None:
-        raw = await self._redis.get(self.prefix + tenant_key(tenant_id, name))
+        if self._skipping():
+            return None
+        try:
+            raw = await self._redis.get(self.prefix + tenant_key(tenant_id, name))
+        except _REDIS_DOWN as error:
+            self._unavailable("reading", error)
+            return None
         return None if raw is None else json.loads(raw)
 
     async def set(self, tenant_id: int | None, name: str, value: Any, ttl: float) -> None:
-        await self._redis.set(
-            self.prefix + tenant_key(tenant_id, name), json.dumps(value), px=max(1, int(ttl * 1000))
-        )
+        if self._skipping():
+            return
+        try:
+            await self._redis.set(
+                self.prefix + tenant_key(tenant_id, name), json.dumps(value), px=max(1, int(ttl * 1000))
+            )
+        except _REDIS_DOWN as error:
+            self._unavailable("writing", error)
 
     async def delete(self, tenant_id: int | None, name: str) -> None:
-        await self._redis.delete(self.prefix + tenant_key(tenant_id, name))
+        if self._skipping():
+            return
+        try:
+            await self._redis.delete(self.prefix + tenant_key(tenant_id, name))
+        except _REDIS_DOWN as error:
+            self._unavailable("deleting", error)
 
     async def invalidate_tenant(self, tenant_id: int | None) -> None:
         pattern = self.prefix + (tenant_key(tenant_id, "*") if tenant_id is not None else "[tg]:*")
-        batch: list[bytes] = []
-        async for key in self._redis.scan_iter(match=pattern, count=500):
-            batch.append(key)
-            if len(batch) >= 500:
+        try:
+            batch: list[bytes] = []
+            async for key in self._redis.scan_iter(match=pattern, count=500):
+                batch.append(key)
+                if len(batch) >= 500:
+                    await self._redis.unlink(*batch)
+                    batch = []
+            if batch:
                 await self._redis.unlink(*batch)
-                batch = []
-        if batch:
-            await self._redis.unlink(*batch)
+        except _REDIS_DOWN as error:
+            self._unavailable("invalidating (its entries expire with their TTL)", error)
+        # After Redis's entries are gone, so a request in between cannot copy a stale one back.
         self._notify(tenant_id)  # at once here; other processes through the channel
-        await self._redis.publish(self.channel, "" if tenant_id is None else str(tenant_id))
+        try:
+            await self._redis.publish(self.channel, "" if tenant_id is None else str(tenant_id))
+        except _REDIS_DOWN as error:
+            self._unavailable(
+                "announcing an invalidation (other processes see it when their TTL expires)", error
+            )
 
     async def close(self) -> None:
         if self._listener is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -13,19 +12,14 @@ from pathlib import Path
 import httpx
 
 from camcount.db.pools import Database
+from tests.fixtures.serve import free_port
 from tests.fixtures.tenants import TenantFactory
 
 CAMCOUNT = str(Path(sys.executable).with_name("camcount"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_camcount_serve_answers_healthz_and_readyz(env_for_cli: dict[str, str], db: Database) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(  # noqa: ASYNC220 (a server for the whole test)
         [CAMCOUNT, "serve", "--port", str(port)],
         env=env_for_cli,

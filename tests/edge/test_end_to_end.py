@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from camcount.accounts.users import UserRequest, create_user
 from camcount.db.pools import Database
 from camcount.edge.count import Line
 from camcount.edge.scenes import PERSON, Mover, Scene, _down, _up, render
+from tests.fixtures.serve import free_port
 from tests.fixtures.tenants import TenantFactory
 
 CAMCOUNT = str(Path(sys.executable).with_name("camcount"))
@@ -70,12 +70,6 @@ def many_crossings(frames: int = 750) -> Scene:
 def video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scene, Path]:
     scene = many_crossings()
     return scene, render(scene, tmp_path_factory.mktemp("e2e") / "many.avi")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _wait_for(
@@ -177,7 +171,7 @@ async def setup(
         username="owner", email="owner@example.com", role=Role.OWNER, password=PASSWORD
     )
     await create_user(db, tenant, request, actor="test")
-    server = Server(env_for_cli, _free_port(), tmp_path / "serve.log")
+    server = Server(env_for_cli, free_port(), tmp_path / "serve.log")
     await server.start()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
