@@ -79,6 +79,10 @@ class Cache(ABC):
     async def invalidate_tenant(self, tenant_id: int | None) -> None:
         """Drop every entry of the tenant (``None``: all entries) in every process that shares it."""
 
+    async def ping(self) -> None:
+        """Raise if the cache cannot be reached (its commands themselves never raise for that)."""
+        return None
+
     async def start(self) -> None:
         return None
 
@@ -137,8 +141,11 @@ class RedisCache(Cache):
         self.prefix = f"{REDIS_PREFIX}{namespace}:" if namespace else REDIS_PREFIX
         self.channel = f"{self.prefix}invalidate" if namespace else CHANNEL
 
-    async def start(self) -> None:
+    async def ping(self) -> None:
         await self._redis.ping()
+
+    async def start(self) -> None:
+        await self.ping()
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(self.channel)
         self._listener = asyncio.create_task(self._listen(pubsub), name="camcount-cache-invalidation")

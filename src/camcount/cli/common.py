@@ -92,6 +92,7 @@ async def _announce(db: Database, tenant_id: int | None) -> None:
         return
     cache = make_cache(settings, namespace=db.main_dbname)  # the namespace the API processes use
     try:
+        await cache.ping()  # invalidate_tenant only logs a failure; a command should say it
         await cache.invalidate_tenant(tenant_id)
     except (OSError, RedisError) as exc:
         # The change is committed; only the early notice failed.
