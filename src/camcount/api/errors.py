@@ -3,7 +3,7 @@
 camcount's own errors carry messages written to be shown (see :mod:`camcount.errors`). A database
 that is briefly out of reach or busy (connection lost or refused, no pooled connection in time,
 a statement cancelled, a deadlock or serialization failure, a prepared plan a migration just
-invalidated) is a 503 with ``Retry-After``: the request did nothing and may be sent again. Anything
+invalidated) is a 503 with ``Retry-After``: the request may be sent again. Anything
 else becomes a generic 500 whose details go only to the log, tagged with the request id.
 """
 
