@@ -29,7 +29,7 @@ from camcount.app import create_app
 from camcount.cache import MemoryCache, RedisCache
 from camcount.config import Settings
 from camcount.db.pools import Database
-from tests.fixtures.api import ApiTenant, ApiTenantFactory
+from tests.fixtures.api import ApiTenantFactory, add_camera
 
 REDIS_URL = os.environ.get("CAMCOUNT_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 
@@ -71,15 +71,6 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-async def _camera(api: httpx.AsyncClient, t: ApiTenant) -> int:
-    site = await api.post(t.url("/sites"), json={"name": "HQ"}, headers=t.headers)
-    camera = await api.post(
-        t.url("/cameras"), json={"site_id": site.json()["id"], "name": "Door"}, headers=t.headers
-    )
-    assert camera.status_code == 201, camera.text
-    return int(camera.json()["id"])
-
-
 async def _eventually(check: Any, seconds: float = 5.0) -> float:
     """Polls ``check()`` until true; returns how long it took."""
     started = time.monotonic()
@@ -102,7 +93,7 @@ async def test_with_redis_tenant_records_and_cameras_live_under_tenant_prefixed_
     prefix = f"camcount:{first.state.db.main_dbname}:"
     assert cache.prefix == prefix
     a, b = await asyncio.gather(make_api_tenant(placement), make_api_tenant(placement))
-    camera_a, camera_b = await _camera(api, a), await _camera(api, b)
+    camera_a, camera_b = await add_camera(api, a), await add_camera(api, b)
     async with _client(first) as one, _client(second) as two:
         assert (await one.get(a.url(f"/cameras/{camera_a}"), headers=a.headers)).status_code == 200
         assert (await one.get(b.url(f"/cameras/{camera_b}"), headers=b.headers)).status_code == 200
@@ -136,7 +127,7 @@ async def test_with_redis_a_suspension_through_one_instance_applies_in_the_other
 ) -> None:
     first, second = redis_apps
     a = await make_api_tenant("pooled")
-    camera = await _camera(api, a)
+    camera = await add_camera(api, a)
     url = a.url(f"/cameras/{camera}")
     async with _client(first) as one, _client(second) as two:
         # Both instances hold A in their own memory (TTL 30 s) and in Redis.
@@ -174,7 +165,7 @@ async def test_with_redis_a_suspension_from_the_command_line_applies_in_running_
     refuse the tenant within seconds although they hold it for 30 s."""
     first, second = redis_apps
     a = await make_api_tenant("pooled")
-    camera = await _camera(api, a)
+    camera = await add_camera(api, a)
     url = a.url(f"/cameras/{camera}")
     command = str(Path(sys.executable).with_name("camcount"))
     env = {**env_for_cli, "CAMCOUNT_REDIS_URL": REDIS_URL}
@@ -201,7 +192,7 @@ async def test_in_process_default_caches_under_tenant_prefixed_keys_and_writes_d
     cache = memory_app.state.cache
     assert isinstance(cache, MemoryCache)
     a, b = await asyncio.gather(make_api_tenant("pooled"), make_api_tenant("pooled"))
-    camera_a, camera_b = await _camera(api, a), await _camera(api, b)
+    camera_a, camera_b = await add_camera(api, a), await add_camera(api, b)
     async with _client(memory_app) as mem:
         first = await mem.get(a.url(f"/cameras/{camera_a}"), headers=a.headers)
         assert first.status_code == 200

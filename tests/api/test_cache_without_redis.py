@@ -24,7 +24,7 @@ from camcount.app import create_app
 from camcount.cache import REDIS_TIMEOUT_SECONDS, RedisCache
 from camcount.config import Settings
 from camcount.db.pools import Database
-from tests.fixtures.api import ApiTenant, ApiTenantFactory
+from tests.fixtures.api import ApiTenantFactory, add_camera
 from tests.fixtures.serve import free_port
 
 
@@ -63,15 +63,6 @@ async def redis_app(
         yield app
 
 
-async def _camera(api: httpx.AsyncClient, t: ApiTenant) -> int:
-    site = await api.post(t.url("/sites"), json={"name": "HQ"}, headers=t.headers)
-    camera = await api.post(
-        t.url("/cameras"), json={"site_id": site.json()["id"], "name": "Door"}, headers=t.headers
-    )
-    assert camera.status_code == 201, camera.text
-    return int(camera.json()["id"])
-
-
 async def test_requests_are_served_when_redis_stops_or_freezes(
     redis_app: FastAPI,
     redis_server: RedisServer,
@@ -80,7 +71,7 @@ async def test_requests_are_served_when_redis_stops_or_freezes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     tenant = await make_api_tenant()
-    camera = await _camera(api, tenant)
+    camera = await add_camera(api, tenant)
     transport = httpx.ASGITransport(app=redis_app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         url = tenant.url(f"/cameras/{camera}")
