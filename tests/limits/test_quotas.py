@@ -160,6 +160,51 @@ async def test_crossing_80_and_100_percent_is_recorded_once_per_period(
         assert dict(await cur.fetchall()) == {80: 1, 100: 1}
 
 
+async def _thresholds(db: Database, tenant_id: int) -> list[int]:
+    async with db.owner() as conn:
+        cur = await conn.execute(
+            "SELECT threshold FROM control.usage_threshold_events WHERE tenant_id = %s ORDER BY 1",
+            (tenant_id,),
+        )
+        return [int(r[0]) for r in await cur.fetchall()]
+
+
+async def test_80_and_100_percent_are_recorded_by_the_request_that_reaches_them_not_a_block_before(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    tenant = await make_tenant()
+    await set_tenant_limit(db, tenant.slug, API_CALLS, 1000, actor="test")
+    meter = QuotaMeter(db)  # blocks of 10 (1% of the limit)
+    for _ in range(799):
+        await meter.consume(tenant)
+    assert await _thresholds(db, tenant.id) == []
+    assert (await _row(db, tenant.id, API_CALLS))[0] == 799  # granted up to just below 80%
+    await meter.consume(tenant)  # the 800th call
+    assert await _thresholds(db, tenant.id) == [80]
+    for _ in range(199):
+        await meter.consume(tenant)
+    assert await _thresholds(db, tenant.id) == [80]
+    await meter.consume(tenant)  # the 1,000th
+    assert await _thresholds(db, tenant.id) == [80, 100]
+    with pytest.raises(QuotaExceeded):
+        await meter.consume(tenant)
+    await meter.stop()
+
+
+async def test_a_batch_that_needs_units_past_a_threshold_gets_them(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    tenant = await make_tenant()
+    await set_tenant_limit(db, tenant.slug, EVENTS, 100_000, actor="test")
+    meter = QuotaMeter(db)
+    for _ in range(79):
+        await meter.consume(tenant, EVENTS, 1000)
+    assert await _thresholds(db, tenant.id) == []
+    await meter.consume(tenant, EVENTS, 1500)  # 79,000 + 1,500 crosses 80,000: served, and recorded
+    assert await _thresholds(db, tenant.id) == [80]
+    await meter.stop()
+
+
 async def test_the_reset_job_restarts_idle_tenants_at_their_local_midnight(
     db: Database, make_tenant: TenantFactory
 ) -> None:

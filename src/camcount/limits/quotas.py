@@ -91,18 +91,28 @@ class _Lease:
 
 
 # Reserve up to %(want)s units for the current period; restart the count when the period moved.
-# The sub-select locks the row and returns its latest version, so "old" is what we update from.
+# The innermost sub-select locks the row and returns its latest version, so "used" is what we
+# update from. A grant never passes the unit just below an alert threshold (THRESHOLDS, percent of
+# the limit) unless this request needs the units (%(need)s): current_usage then crosses a threshold
+# only in the reservation made for the request that uses the threshold's unit, so the alert is
+# recorded when usage reaches it, not up to a block before.
 _RESERVE = """
 UPDATE control.tenant_limits tl
-SET current_usage = old.used + least(%(want)s, greatest(old.limit_value - old.used, 0)),
-    period_start = %(ps)s, updated_at = now()
-FROM (SELECT tenant_id, resource, limit_value,
-             CASE WHEN period_start IS DISTINCT FROM %(ps)s THEN 0 ELSE current_usage END AS used
-      FROM control.tenant_limits
-      WHERE tenant_id = %(t)s AND resource = %(r)s AND (period_start IS NULL OR period_start <= %(ps)s)
-      FOR UPDATE) old
-WHERE tl.tenant_id = old.tenant_id AND tl.resource = old.resource
-RETURNING least(%(want)s, greatest(old.limit_value - old.used, 0)), tl.current_usage, tl.limit_value
+SET current_usage = g.used + g.granted, period_start = %(ps)s, updated_at = now()
+FROM (SELECT o.tenant_id, o.resource, o.used,
+             least(%(want)s, greatest(o.limit_value - o.used, 0),
+                   greatest(coalesce((SELECT min(stop) FROM (
+                                          SELECT ceil(o.limit_value * pct / 100.0)::bigint - 1 AS stop
+                                          FROM unnest(%(thresholds)s::int[]) pct) stops
+                                      WHERE stop > o.used), o.limit_value) - o.used,
+                            %(need)s)) AS granted
+      FROM (SELECT tenant_id, resource, limit_value,
+                   CASE WHEN period_start IS DISTINCT FROM %(ps)s THEN 0 ELSE current_usage END AS used
+            FROM control.tenant_limits
+            WHERE tenant_id = %(t)s AND resource = %(r)s AND (period_start IS NULL OR period_start <= %(ps)s)
+            FOR UPDATE) o) g
+WHERE tl.tenant_id = g.tenant_id AND tl.resource = g.resource
+RETURNING g.granted, tl.current_usage, tl.limit_value
 """
 
 _RELEASE = """
@@ -122,6 +132,9 @@ INSERT INTO control.usage_threshold_events (tenant_id, resource, threshold, peri
 VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
 """
 
+
+# Usage alerts, in percent of the limit: recorded once per period in control.usage_threshold_events.
+THRESHOLDS = (80, 100)
 
 # A refill for a request of many units (an event batch) reserves room for this many more like it.
 REQUESTS_AHEAD = 4
@@ -250,11 +263,12 @@ class QuotaMeter:
             if time.monotonic() < lease.refused_until:
                 self._refuse(tenant, resource, lease)
             assert lease.limit is not None
-            want = max(self._block(lease.limit, n), n - lease.remaining)
+            need = n - lease.remaining
+            want = max(self._block(lease.limit, n), need)
+            params = {"want": want, "need": need, "thresholds": list(THRESHOLDS), "ps": lease.period_start,
+                      "t": tenant.id, "r": resource}  # fmt: skip
             async with self.db.app_control() as conn:
-                cur = await conn.execute(
-                    _RESERVE, {"want": want, "ps": lease.period_start, "t": tenant.id, "r": resource}
-                )
+                cur = await conn.execute(_RESERVE, params)
                 row = await cur.fetchone()
                 if row is None:
                     # The limit row is gone (override removed, plan without it): unlimited now.
@@ -282,7 +296,7 @@ class QuotaMeter:
     async def _record_thresholds(self, conn: Any, tenant_id: int, resource: str, lease: _Lease) -> None:
         if not lease.limit:
             return
-        for threshold in (80, 100):
+        for threshold in THRESHOLDS:
             if threshold in lease.thresholds_recorded:
                 continue
             if lease.used_in_db * 100 >= lease.limit * threshold:
