@@ -11,6 +11,7 @@ import pytest
 from camcount.db.pools import Database
 from camcount.limits.plans import set_tenant_limit
 from camcount.limits.quotas import API_CALLS, EVENTS, QuotaExceeded, QuotaMeter, reset_expired_periods
+from camcount.tenancy.models import Tenant
 from tests.fixtures.tenants import TenantFactory
 
 
@@ -25,6 +26,15 @@ async def _row(db: Database, tenant_id: int, resource: str) -> tuple[int, dateti
     return int(row[0]), row[1]
 
 
+async def _limited(
+    db: Database, make_tenant: TenantFactory, resource: str, limit: int, **options: str
+) -> Tenant:
+    """A new tenant whose ``resource`` is limited to ``limit``."""
+    tenant = await make_tenant(**options)
+    await set_tenant_limit(db, tenant.slug, resource, limit, actor="test")
+    return tenant
+
+
 async def _history(db: Database, tenant_id: int, resource: str) -> dict[date, int]:
     async with db.owner() as conn:
         cur = await conn.execute(
@@ -37,8 +47,7 @@ async def _history(db: Database, tenant_id: int, resource: str) -> dict[date, in
 async def test_parallel_processes_never_accept_more_than_the_daily_quota(
     db: Database, make_tenant: TenantFactory
 ) -> None:
-    tenant = await make_tenant()
-    await set_tenant_limit(db, tenant.slug, API_CALLS, 500, actor="test")
+    tenant = await _limited(db, make_tenant, API_CALLS, 500)
     meters = [QuotaMeter(db, block_fraction=0.02) for _ in range(4)]  # four API processes, block 10
     now = datetime.now(UTC)
 
@@ -74,8 +83,7 @@ async def test_parallel_processes_never_accept_more_than_the_daily_quota(
 async def test_quota_resets_at_local_midnight_across_the_autumn_dst_change(
     db: Database, make_tenant: TenantFactory
 ) -> None:
-    tenant = await make_tenant(timezone="America/New_York")
-    await set_tenant_limit(db, tenant.slug, API_CALLS, 3, actor="test")
+    tenant = await _limited(db, make_tenant, API_CALLS, 3, timezone="America/New_York")
     meter = QuotaMeter(db)
     # 1 November 2026 is 25 hours long in New York; its last minute is 04:59 UTC on 2 November.
     late = datetime(2026, 11, 2, 4, 59, tzinfo=UTC)
@@ -101,8 +109,7 @@ async def test_quota_resets_at_local_midnight_across_the_autumn_dst_change(
 async def test_a_batch_larger_than_what_is_left_is_refused_whole(
     db: Database, make_tenant: TenantFactory
 ) -> None:
-    tenant = await make_tenant()
-    await set_tenant_limit(db, tenant.slug, EVENTS, 100, actor="test")
+    tenant = await _limited(db, make_tenant, EVENTS, 100)
     meter = QuotaMeter(db)
     await meter.consume(tenant, EVENTS, 60)
     with pytest.raises(QuotaExceeded, match="events_per_month 60 of 100"):
@@ -116,8 +123,7 @@ async def test_event_batches_reserve_room_for_a_few_more_batches_per_refill(
     db: Database, make_tenant: TenantFactory
 ) -> None:
     # A refill is a control-plane transaction: one per 1,000-event batch was one per request.
-    tenant = await make_tenant()
-    await set_tenant_limit(db, tenant.slug, EVENTS, 10_000_000, actor="test")
+    tenant = await _limited(db, make_tenant, EVENTS, 10_000_000)
     meter = QuotaMeter(db)
     await meter.consume(tenant, EVENTS, 1000)
     assert (await _row(db, tenant.id, EVENTS))[0] == 4000  # this batch and three more like it
@@ -133,8 +139,7 @@ async def test_event_batches_reserve_room_for_a_few_more_batches_per_refill(
 async def test_a_batch_lease_never_takes_more_than_a_hundredth_of_the_limit(
     db: Database, make_tenant: TenantFactory
 ) -> None:
-    tenant = await make_tenant()
-    await set_tenant_limit(db, tenant.slug, EVENTS, 200_000, actor="test")
+    tenant = await _limited(db, make_tenant, EVENTS, 200_000)
     meter = QuotaMeter(db)
     await meter.consume(tenant, EVENTS, 1000)
     assert (await _row(db, tenant.id, EVENTS))[0] == 2000  # 1% of 200,000, not 4 batches
@@ -144,8 +149,7 @@ async def test_a_batch_lease_never_takes_more_than_a_hundredth_of_the_limit(
 async def test_crossing_80_and_100_percent_is_recorded_once_per_period(
     db: Database, make_tenant: TenantFactory
 ) -> None:
-    tenant = await make_tenant()
-    await set_tenant_limit(db, tenant.slug, API_CALLS, 10, actor="test")
+    tenant = await _limited(db, make_tenant, API_CALLS, 10)
     meters = [QuotaMeter(db, block_fraction=0.1), QuotaMeter(db, block_fraction=0.1)]
     for i in range(12):
         with contextlib.suppress(QuotaExceeded):
@@ -169,20 +173,24 @@ async def _thresholds(db: Database, tenant_id: int) -> list[int]:
         return [int(r[0]) for r in await cur.fetchall()]
 
 
+async def _consume(
+    meter: QuotaMeter, tenant: Tenant, times: int, resource: str = API_CALLS, n: int = 1
+) -> None:
+    for _ in range(times):
+        await meter.consume(tenant, resource, n)
+
+
 async def test_80_and_100_percent_are_recorded_by_the_request_that_reaches_them_not_a_block_before(
     db: Database, make_tenant: TenantFactory
 ) -> None:
-    tenant = await make_tenant()
-    await set_tenant_limit(db, tenant.slug, API_CALLS, 1000, actor="test")
+    tenant = await _limited(db, make_tenant, API_CALLS, 1000)
     meter = QuotaMeter(db)  # blocks of 10 (1% of the limit)
-    for _ in range(799):
-        await meter.consume(tenant)
+    await _consume(meter, tenant, 799)
     assert await _thresholds(db, tenant.id) == []
     assert (await _row(db, tenant.id, API_CALLS))[0] == 799  # granted up to just below 80%
     await meter.consume(tenant)  # the 800th call
     assert await _thresholds(db, tenant.id) == [80]
-    for _ in range(199):
-        await meter.consume(tenant)
+    await _consume(meter, tenant, 199)
     assert await _thresholds(db, tenant.id) == [80]
     await meter.consume(tenant)  # the 1,000th
     assert await _thresholds(db, tenant.id) == [80, 100]
@@ -194,11 +202,9 @@ async def test_80_and_100_percent_are_recorded_by_the_request_that_reaches_them_
 async def test_a_batch_that_needs_units_past_a_threshold_gets_them(
     db: Database, make_tenant: TenantFactory
 ) -> None:
-    tenant = await make_tenant()
-    await set_tenant_limit(db, tenant.slug, EVENTS, 100_000, actor="test")
+    tenant = await _limited(db, make_tenant, EVENTS, 100_000)
     meter = QuotaMeter(db)
-    for _ in range(79):
-        await meter.consume(tenant, EVENTS, 1000)
+    await _consume(meter, tenant, 79, EVENTS, 1000)
     assert await _thresholds(db, tenant.id) == []
     await meter.consume(tenant, EVENTS, 1500)  # 79,000 + 1,500 crosses 80,000: served, and recorded
     assert await _thresholds(db, tenant.id) == [80]
