@@ -123,7 +123,10 @@ def guard() -> Iterator[None]:
     except pg_errors.UndefinedTable:
         fail("camcount is not initialised here; run `camcount init` first", EXIT_UNAVAILABLE)
     except pg_errors.OperationalError as exc:
-        fail(f"cannot reach PostgreSQL: {str(exc).strip().splitlines()[0]}", EXIT_UNAVAILABLE)
+        first_line = str(exc).strip().splitlines()[0]
+        # A connection refused for a missing database carries no SQLSTATE; its text is all there is.
+        hint = "; run `camcount init` first" if "does not exist" in first_line else ""
+        fail(f"cannot reach PostgreSQL: {first_line}{hint}", EXIT_UNAVAILABLE)
 
 
 def print_json(data: Any) -> None:

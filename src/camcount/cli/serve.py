@@ -11,8 +11,10 @@ from typing import Annotated
 
 import typer
 
-from camcount.cli.common import guard
+from camcount.cli.common import EXIT_UNAVAILABLE, fail, guard, run
 from camcount.config import get_settings
+from camcount.db.migrations import core_migrations_pending
+from camcount.db.pools import Database
 
 
 def serve(
@@ -32,6 +34,7 @@ def serve(
     settings = get_settings()
     with guard():
         create_app(settings)  # fails here, with a clear message, when a setting is missing
+    run(_check_database)  # and here when the database is missing, not initialised or not migrated
     uvicorn.run(
         "camcount.app:create_app",
         http=_http_protocol(),
@@ -43,6 +46,17 @@ def serve(
         access_log=False,
         proxy_headers=False,
     )
+
+
+async def _check_database(db: Database) -> None:
+    async with db.owner() as conn:
+        pending = await core_migrations_pending(conn)
+    if pending:
+        fail(
+            f"the database's migrations are not current ({len(pending)} pending, first {pending[0]}); "
+            "run `camcount migrate` first",
+            EXIT_UNAVAILABLE,
+        )
 
 
 def _http_protocol() -> str:

@@ -84,6 +84,15 @@ async def applied_versions(conn: AsyncConnection, schemas: list[str] | None = No
     return {schema: set(versions) for schema, versions in await cur.fetchall()}
 
 
+async def core_migrations_pending(conn: AsyncConnection) -> list[str]:
+    """The control plane's and the shared ``pooled`` schema's migrations not applied in the main
+    database, as ``schema/version``; UndefinedTable where camcount was never initialised."""
+    applied = await applied_versions(conn, ["control", "pooled"])
+    wanted = [("control", m.version) for m in load_migrations(CONTROL_TREE)]
+    wanted += [("pooled", m.version) for m in load_migrations(TENANT_TREE)]
+    return [f"{schema}/{version}" for schema, version in wanted if version not in applied.get(schema, set())]
+
+
 async def apply_pending(conn: AsyncConnection, schema: str, migrations: list[Migration]) -> list[str]:
     """Apply what ``schema`` lacks, inside the caller's transaction. Returns the versions applied.
 

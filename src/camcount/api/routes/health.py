@@ -43,17 +43,10 @@ async def readyz(db: Annotated[Database, Depends(get_db)]) -> Readiness | JSONRe
     try:
         pool = await db.app_pool()
         async with pool.connection(timeout=2.0) as conn:
-            cur = await conn.execute(
-                "SELECT schema_name, version FROM camcount_meta.migrations WHERE schema_name = ANY(%s)",
-                (["control", "pooled"],),
-            )
-            applied = {(schema, version) for schema, version in await cur.fetchall()}
+            pending = await ledger.core_migrations_pending(conn)
             await conn.rollback()
         database = True
-        wanted = {("control", m.version) for m in ledger.load_migrations(ledger.CONTROL_TREE)} | {
-            ("pooled", m.version) for m in ledger.load_migrations(ledger.TENANT_TREE)
-        }
-        current = wanted <= applied
+        current = not pending
     except Exception as exc:  # any failure means: not ready; the answer says which part
         log.warning("not ready: %s: %s", type(exc).__name__, exc)
     result = Readiness(
