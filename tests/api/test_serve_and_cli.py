@@ -134,7 +134,7 @@ def test_camcount_serve_says_what_to_do_when_the_database_is_missing_or_not_init
 
 
 def test_camcount_serve_refuses_a_database_whose_migrations_are_not_current(
-    env_for_cli: dict[str, str],
+    env_for_cli: dict[str, str], db: Database
 ) -> None:
     name = f"cc_behind_{uuid.uuid4().hex[:8]}"
     env = {
