@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -103,31 +105,39 @@ async def test_user_create_and_operator_token_from_the_cli_work_over_http(
     assert revoked.returncode == 0, revoked.stderr
 
 
+def _serve_on(env: dict[str, str], dbname: str) -> subprocess.CompletedProcess[str]:
+    """``camcount serve`` against database ``dbname`` of the test server, expected to refuse at once."""
+    url = make_conninfo(env["CAMCOUNT_DATABASE_URL"], dbname=dbname)
+    return subprocess.run(
+        [CAMCOUNT, "serve", "--port", str(free_port())], env={**env, "CAMCOUNT_DATABASE_URL": url},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@contextmanager
+def _scratch_database(env: dict[str, str], name: str, *, create: bool = True) -> Iterator[None]:
+    with psycopg.connect(env["CAMCOUNT_DATABASE_URL"], autocommit=True) as conn:
+        if create:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield
+    finally:
+        with psycopg.connect(env["CAMCOUNT_DATABASE_URL"], autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 def test_camcount_serve_says_what_to_do_when_the_database_is_missing_or_not_initialised(
     env_for_cli: dict[str, str], db: Database
 ) -> None:
     """One clear line and exit code 5 instead of uvicorn's start-up traceback."""
-    url = make_conninfo(env_for_cli["CAMCOUNT_DATABASE_URL"], dbname=f"cc_missing_{uuid.uuid4().hex[:8]}")
-    missing = subprocess.run(
-        [CAMCOUNT, "serve", "--port", str(free_port())], env={**env_for_cli, "CAMCOUNT_DATABASE_URL": url},
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    missing = _serve_on(env_for_cli, f"cc_missing_{uuid.uuid4().hex[:8]}")
     assert missing.returncode == 5, missing.stderr
     assert "does not exist; run `camcount init` first" in missing.stderr
     assert "Traceback" not in missing.stderr
 
     empty = f"cc_empty_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(env_for_cli["CAMCOUNT_DATABASE_URL"], autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(empty)))
-    try:
-        uninitialised = subprocess.run(
-            [CAMCOUNT, "serve", "--port", str(free_port())],
-            env={**env_for_cli, "CAMCOUNT_DATABASE_URL": make_conninfo(url, dbname=empty)},
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    finally:
-        with psycopg.connect(env_for_cli["CAMCOUNT_DATABASE_URL"], autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(empty)))
+    with _scratch_database(env_for_cli, empty):
+        uninitialised = _serve_on(env_for_cli, empty)
     assert uninitialised.returncode == 5, uninitialised.stderr
     assert "run `camcount init` first" in uninitialised.stderr
     assert "Traceback" not in uninitialised.stderr
@@ -137,26 +147,16 @@ def test_camcount_serve_refuses_a_database_whose_migrations_are_not_current(
     env_for_cli: dict[str, str], db: Database
 ) -> None:
     name = f"cc_behind_{uuid.uuid4().hex[:8]}"
-    env = {
-        **env_for_cli,
-        "CAMCOUNT_DATABASE_URL": make_conninfo(env_for_cli["CAMCOUNT_DATABASE_URL"], dbname=name),
-    }
-    try:
-        init = subprocess.run(
-            [CAMCOUNT, "init"], env=env, capture_output=True, text=True, timeout=120, check=False
-        )
+    url = make_conninfo(env_for_cli["CAMCOUNT_DATABASE_URL"], dbname=name)
+    with _scratch_database(env_for_cli, name, create=False):  # `camcount init` creates it
+        init = subprocess.run([CAMCOUNT, "init"], env={**env_for_cli, "CAMCOUNT_DATABASE_URL": url},
+                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
         assert init.returncode == 0, init.stderr
-        with psycopg.connect(env["CAMCOUNT_DATABASE_URL"], autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("DELETE FROM camcount_meta.migrations WHERE (schema_name, version) IN"
                          " (SELECT schema_name, max(version) FROM camcount_meta.migrations"
                          "  WHERE schema_name = 'control' GROUP BY 1)")  # fmt: skip
-        behind = subprocess.run(
-            [CAMCOUNT, "serve", "--port", str(free_port())], env=env,
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    finally:
-        with psycopg.connect(env_for_cli["CAMCOUNT_DATABASE_URL"], autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        behind = _serve_on(env_for_cli, name)
     assert behind.returncode == 5, behind.stderr
     assert "migrations are not current (1 pending, first control/" in behind.stderr
     assert "run `camcount migrate` first" in behind.stderr and "Traceback" not in behind.stderr
