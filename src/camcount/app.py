@@ -95,7 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "5XX": PROBLEM_SCHEMA,
         },
     )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        statement_timeout_ms=settings.request_statement_timeout_ms,
+    )
     app.add_middleware(AccessLogMiddleware)  # logs and measures every answer (camcount.monitoring)
     if settings.limits_enforced:
         # Outermost: RateLimit headers, and a flooding credential refused before any other work.

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # Each SQL statement a request runs is cancelled after this long (0: never); a runaway query
+    # must not hold a pooled connection the other tenants need. Jobs and commands are not bounded.
+    request_statement_timeout_ms: int = Field(default=15_000, ge=0, le=600_000)
     # How long an API process trusts its copy of a tenant's status and plan.
     tenant_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     # Adds GET /bench/constant (the benchmark's bare baseline). Off in production.

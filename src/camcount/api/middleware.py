@@ -20,6 +20,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from camcount.api.problems import problem_bytes
+from camcount.db.scope import statement_timeout_ms
 
 request_id_var: ContextVar[str] = ContextVar("camcount_request_id", default="-")
 
@@ -46,9 +47,12 @@ class _BodyTooLarge(Exception):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    """Per request: its id, its body limit, and the time limit of its SQL statements."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, statement_timeout_ms: int = 0) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.statement_timeout_ms = statement_timeout_ms or None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,6 +68,7 @@ class RequestContextMiddleware:
         if not request_id:
             request_id = new_request_id()
         token = request_id_var.set(request_id)
+        timeout_token = statement_timeout_ms.set(self.statement_timeout_ms)
         scope.setdefault("state", {})["request_id"] = request_id
         _route_tenantless(scope)
         header = (b"x-request-id", request_id.encode())
@@ -97,6 +102,7 @@ class RequestContextMiddleware:
                 if not started:
                     await _send_too_large(send, request_id, self.max_body_bytes)
         finally:
+            statement_timeout_ms.reset(timeout_token)
             request_id_var.reset(token)
 
 

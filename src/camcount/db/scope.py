@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from psycopg import AsyncConnection, errors, sql
@@ -25,6 +26,25 @@ TENANT_SETTING = "camcount.tenant_id"
 PLAN_CHANGED = "cached plan must not change result type"
 
 _SET_CONTEXT = "SELECT set_config('search_path', %s, true), set_config('camcount.tenant_id', %s, true)"
+_SET_CONTEXT_AND_TIMEOUT = (
+    "SELECT set_config('search_path', %s, true), set_config('camcount.tenant_id', %s, true),"
+    " set_config('statement_timeout', %s, true)"
+)
+
+# Set for an HTTP request (camcount.api.middleware): the application role's tenant transactions
+# (tenant_transaction, tenant_fetch) cancel any statement that runs longer, set in the same round
+# trip as the tenant context and with the same transaction scope. Unset (jobs, commands), and for
+# the owner's work (erasing a tenant from /admin), the server's own statement_timeout applies.
+statement_timeout_ms: ContextVar[int | None] = ContextVar("camcount_statement_timeout_ms", default=None)
+
+
+def _context(location: TenantLocation, *, bounded: bool) -> tuple[str, tuple[str, ...]]:
+    """The statement that sets the tenant context for this transaction, and its parameters."""
+    search_path, tenant = search_path_for(location.schema_name), str(location.tenant_id)
+    timeout = statement_timeout_ms.get() if bounded else None
+    if timeout:
+        return _SET_CONTEXT_AND_TIMEOUT, (search_path, tenant, str(timeout))
+    return _SET_CONTEXT, (search_path, tenant)
 
 
 def search_path_for(schema_name: str) -> str:
@@ -34,15 +54,18 @@ def search_path_for(schema_name: str) -> str:
 
 async def set_tenant_context(conn: AsyncConnection, location: TenantLocation) -> None:
     """Set the tenant for the current transaction only. Must be called inside a transaction."""
-    await conn.execute(_SET_CONTEXT, (search_path_for(location.schema_name), str(location.tenant_id)))
+    await conn.execute(*_context(location, bounded=False))
 
 
 @asynccontextmanager
 async def tenant_transaction(db: Database, location: TenantLocation) -> AsyncIterator[AsyncConnection]:
-    """A transaction as the application role, scoped to one tenant; commits on success."""
+    """A transaction as the application role, scoped to one tenant; commits on success.
+
+    In an HTTP request its statements are also bounded in time (:data:`statement_timeout_ms`).
+    """
     pool = await db.app_pool(location.server, location.database_name)
     async with pool.connection() as conn, conn.transaction():
-        await set_tenant_context(conn, location)
+        await conn.execute(*_context(location, bounded=True))
         yield conn
 
 
@@ -105,11 +128,7 @@ async def _pipelined(
             # the rest of the pipeline, COMMIT's PREPARE with it, but psycopg 3.3 would count it
             # as prepared and later send "prepared statement does not exist" errors.
             await conn.execute(b"BEGIN", prepare=False)
-            await conn.execute(
-                _SET_CONTEXT,
-                (search_path_for(location.schema_name), str(location.tenant_id)),
-                prepare=prepare,
-            )
+            await conn.execute(*_context(location, bounded=True), prepare=prepare)
             cur = await conn.execute(query, params, prepare=prepare)
             await conn.execute(b"COMMIT", prepare=False)
     finally:
