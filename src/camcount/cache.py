@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -168,9 +168,6 @@ class RedisCache(Cache):
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
 
-    def _skipping(self) -> bool:
-        return time.monotonic() < self._skip_until
-
     def _unavailable(self, doing: str, error: BaseException) -> None:
         now = time.monotonic()
         self._skip_until = now + _RETRY_AFTER
@@ -179,33 +176,28 @@ class RedisCache(Cache):
             log.warning("Redis unavailable while %s (%s); serving without the shared cache", doing,
                         type(error).__name__)  # fmt: skip
 
-    async def get(self, tenant_id: int | None, name: str) -> Any | None:
-        if self._skipping():
+    async def _attempt(self, doing: str, command: Callable[[], Awaitable[Any]]) -> Any:
+        """``command()``'s answer; None when Redis fails, or failed less than _RETRY_AFTER ago."""
+        if time.monotonic() < self._skip_until:
             return None
         try:
-            raw = await self._redis.get(self.prefix + tenant_key(tenant_id, name))
+            return await command()
         except _REDIS_DOWN as error:
-            self._unavailable("reading", error)
+            self._unavailable(doing, error)
             return None
+
+    async def get(self, tenant_id: int | None, name: str) -> Any | None:
+        key = self.prefix + tenant_key(tenant_id, name)
+        raw = await self._attempt("reading", lambda: self._redis.get(key))
         return None if raw is None else json.loads(raw)
 
     async def set(self, tenant_id: int | None, name: str, value: Any, ttl: float) -> None:
-        if self._skipping():
-            return
-        try:
-            await self._redis.set(
-                self.prefix + tenant_key(tenant_id, name), json.dumps(value), px=max(1, int(ttl * 1000))
-            )
-        except _REDIS_DOWN as error:
-            self._unavailable("writing", error)
+        key, data = self.prefix + tenant_key(tenant_id, name), json.dumps(value)
+        await self._attempt("writing", lambda: self._redis.set(key, data, px=max(1, int(ttl * 1000))))
 
     async def delete(self, tenant_id: int | None, name: str) -> None:
-        if self._skipping():
-            return
-        try:
-            await self._redis.delete(self.prefix + tenant_key(tenant_id, name))
-        except _REDIS_DOWN as error:
-            self._unavailable("deleting", error)
+        key = self.prefix + tenant_key(tenant_id, name)
+        await self._attempt("deleting", lambda: self._redis.delete(key))
 
     async def invalidate_tenant(self, tenant_id: int | None) -> None:
         pattern = self.prefix + (tenant_key(tenant_id, "*") if tenant_id is not None else "[tg]:*")

@@ -34,7 +34,9 @@ def serve(
     settings = get_settings()
     with guard():
         create_app(settings)  # fails here, with a clear message, when a setting is missing
-    run(_check_database)  # and here when the database is missing, not initialised or not migrated
+    # and here when the database is missing, not initialised or not migrated (registered servers
+    # are not needed for that; the app loads them itself)
+    run(_check_database, load=False)
     uvicorn.run(
         "camcount.app:create_app",
         http=_http_protocol(),
