@@ -124,7 +124,7 @@ async def test_event_batches_reserve_room_for_a_few_more_batches_per_refill(
 ) -> None:
     # A refill is a control-plane transaction: one per 1,000-event batch was one per request.
     tenant = await _limited(db, make_tenant, EVENTS, 10_000_000)
-    meter = QuotaMeter(db)
+    meter = QuotaMeter(db, refill_seconds=0)  # a device sending slowly: the block does not grow
     await meter.consume(tenant, EVENTS, 1000)
     assert (await _row(db, tenant.id, EVENTS))[0] == 4000  # this batch and three more like it
     for _ in range(3):
@@ -134,6 +134,40 @@ async def test_event_batches_reserve_room_for_a_few_more_batches_per_refill(
     assert (await _row(db, tenant.id, EVENTS))[0] == 8000
     await meter.stop()  # the unused lease goes back
     assert (await _row(db, tenant.id, EVENTS))[0] == 5000
+
+
+async def test_a_lease_refilled_quickly_doubles_its_block_up_to_a_hundredth_of_the_limit(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    # A busy tenant would otherwise write its limit row on every fourth batch.
+    tenant = await _limited(db, make_tenant, EVENTS, 10_000_000)
+    meter = QuotaMeter(db, refill_seconds=60)  # every refill of this test comes "soon" after the last
+    reserved = []
+    for _ in range(230):
+        await meter.consume(tenant, EVENTS, 1000)
+        reserved.append((await _row(db, tenant.id, EVENTS))[0])
+    refills = sorted(set(reserved))
+    blocks = [after - before for before, after in zip([0, *refills], refills, strict=False)]
+    assert blocks[:5] == [4000, 8000, 16000, 32000, 64000]
+    assert blocks[5:] == [100_000, 100_000]  # 1% of the limit, no more
+    await meter.stop()
+    assert (await _row(db, tenant.id, EVENTS))[0] == 230_000  # what was not used goes back
+
+
+async def test_a_lease_refilled_slowly_shrinks_back(
+    db: Database, make_tenant: TenantFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await _limited(db, make_tenant, EVENTS, 10_000_000)
+    meter = QuotaMeter(db, refill_seconds=60)
+    clock = [1000.0]
+    monkeypatch.setattr("camcount.limits.quotas.time.monotonic", lambda: clock[0])
+    for _ in range(4 + 8):  # two quick refills: 4,000 then 8,000
+        await meter.consume(tenant, EVENTS, 1000)
+    assert (await _row(db, tenant.id, EVENTS))[0] == 12_000
+    clock[0] += 5 * 60  # five minutes later: more than four refill periods
+    await meter.consume(tenant, EVENTS, 1000)
+    assert (await _row(db, tenant.id, EVENTS))[0] == 12_000 + 4000  # halved back to the base block
+    await meter.stop()
 
 
 async def test_a_batch_lease_never_takes_more_than_a_hundredth_of_the_limit(

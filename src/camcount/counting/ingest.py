@@ -380,7 +380,9 @@ def as_row(event: CountEvent | Rejected) -> EventRow | Rejected:
 # the edge cases.
 
 
-class _WireEvent(msgspec.Struct):
+# gc=False: a batch's 1,000 structs hold only strings and numbers, so they cannot be in a reference
+# cycle; untracked, they no longer set off a young-generation collection per request.
+class _WireEvent(msgspec.Struct, gc=False):
     event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_EVENT_ID_LENGTH)]
     camera_id: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
     count_type: str
@@ -390,7 +392,7 @@ class _WireEvent(msgspec.Struct):
     object_class: str | None = None
 
 
-class _WireBatch(msgspec.Struct):
+class _WireBatch(msgspec.Struct, gc=False):
     events: list[_WireEvent]
 
 

@@ -10,7 +10,8 @@ processes, with no Redis needed.
 The price of that guarantee is the opposite margin: a process may be refused while another
 process still holds unused units. That early refusal is bounded by ``(processes - 1) * block``
 units (block = 1% of the limit, at least 1, at most ``max_block`` or, for requests of many units
-such as event batches, room for ``REQUESTS_AHEAD`` more of them), and it closes within
+such as event batches, room for ``REQUESTS_AHEAD`` more of them; a busy lease's block grows up to
+the 1% as it is refilled faster than every ``refill_seconds``), and it closes within
 ``idle_release`` seconds: a process returns a lease it has not touched for that long (and every
 lease at shutdown). A process that crashes loses its unused block for the rest of the period.
 
@@ -88,6 +89,8 @@ class _Lease:
     refused_until: float = 0.0  # monotonic: refuse without asking the database until then
     last_used: float = field(default_factory=time.monotonic)
     thresholds_recorded: set[int] = field(default_factory=set)
+    growth: int = 1  # the block's multiple (see QuotaMeter._grow)
+    refilled_at: float = -math.inf  # monotonic time of the last refill
 
 
 # Reserve up to %(want)s units for the current period; restart the count when the period moved.
@@ -152,6 +155,7 @@ class QuotaMeter:
         flush_interval: float = 1.0,
         idle_release: float = 10.0,
         refusal_recheck: float = 1.0,
+        refill_seconds: float = 1.0,
     ) -> None:
         self.db = db
         self.block_fraction = block_fraction
@@ -159,6 +163,7 @@ class QuotaMeter:
         self.flush_interval = flush_interval
         self.idle_release = idle_release
         self.refusal_recheck = refusal_recheck
+        self.refill_seconds = refill_seconds
         self._leases: dict[tuple[int, str], _Lease] = {}
         self._tally: dict[tuple[int, str, date], int] = {}
         self._locks: dict[tuple[int, str], asyncio.Lock] = {}
@@ -220,14 +225,37 @@ class QuotaMeter:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    def _block(self, limit: int, n: int = 1) -> int:
-        """Units to reserve at a refill: ``max_block`` or room for a few more requests of ``n`` units.
+    def _block(self, limit: int, n: int = 1, growth: int = 1) -> int:
+        """Units to reserve at a refill: ``max_block`` or room for a few more requests of ``n`` units,
+        times the lease's ``growth``.
 
         Never more than ``block_fraction`` of the limit. A batch of 1,000 events would otherwise
         refill (a control-plane transaction) on every request.
         """
-        share = max(1, math.ceil(limit * self.block_fraction))
-        return min(share, max(self.max_block, REQUESTS_AHEAD * n))
+        return min(self._share(limit), max(self.max_block, REQUESTS_AHEAD * n) * growth)
+
+    def _share(self, limit: int) -> int:
+        """The largest block: ``block_fraction`` of the limit, at least 1."""
+        return max(1, math.ceil(limit * self.block_fraction))
+
+    def _grow(self, lease: _Lease, n: int) -> None:
+        """Size the lease's next block to its demand, as a refill is about to happen.
+
+        A lease refilled again within ``refill_seconds`` doubles its block (up to ``block_fraction``
+        of the limit): a tenant sending 100 batches a second would otherwise write its limit row 25
+        times a second, each refill a control-plane transaction that the tenant's other requests in
+        this process wait for. One refilled less often than every four ``refill_seconds`` halves it
+        back, so a quiet tenant's lease (and the early-refusal margin it holds) stays small.
+        """
+        now = time.monotonic()
+        since, lease.refilled_at = now - lease.refilled_at, now
+        assert lease.limit is not None
+        if since < self.refill_seconds and self._block(lease.limit, n, lease.growth) < self._share(
+            lease.limit
+        ):
+            lease.growth *= 2
+        elif since > 4 * self.refill_seconds and lease.growth > 1:
+            lease.growth //= 2
 
     async def _new_period(self, tenant: Tenant, resource: str, now: datetime) -> _Lease:
         key = (tenant.id, resource)
@@ -264,7 +292,8 @@ class QuotaMeter:
                 self._refuse(tenant, resource, lease)
             assert lease.limit is not None
             need = n - lease.remaining
-            want = max(self._block(lease.limit, n), need)
+            self._grow(lease, n)
+            want = max(self._block(lease.limit, n, lease.growth), need)
             params = {"want": want, "need": need, "thresholds": list(THRESHOLDS), "ps": lease.period_start,
                       "t": tenant.id, "r": resource}  # fmt: skip
             async with self.db.app_control() as conn:
