@@ -24,6 +24,7 @@ from camcount.cache import make_cache
 from camcount.config import Settings, get_settings
 from camcount.limits.rate import Enforcer, RateLimitHeadersMiddleware
 from camcount.monitoring.http import AccessLogMiddleware
+from camcount.monitoring.ingestion import IngestionCounters
 from camcount.monitoring.logs import configure_logging
 from camcount.runtime import open_database
 from camcount.shutdown import ShutdownSteps
@@ -55,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             key_usage = KeyUsage(db)
             key_usage.start()
             stack.push_async_callback(shutdown.step("writing device-key uses", key_usage.stop))
+            ingestion_counters = IngestionCounters(db)
+            ingestion_counters.start()
+            stack.push_async_callback(shutdown.step("writing ingestion counters", ingestion_counters.stop))
             resolver = TenantResolver(
                 db, tokens, base_domain=settings.base_domain, ttl=settings.tenant_cache_seconds, shared=cache,
                 key_usage=key_usage,
@@ -66,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.tokens = tokens
             app.state.resolver = resolver
             app.state.key_usage = key_usage
+            app.state.ingestion_counters = ingestion_counters
             operator_usage = OperatorTokenUsage(db)
             operator_usage.start()
             stack.push_async_callback(shutdown.step("writing operator-token uses", operator_usage.stop))

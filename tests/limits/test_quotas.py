@@ -11,6 +11,7 @@ import pytest
 from camcount.db.pools import Database
 from camcount.limits.plans import set_tenant_limit
 from camcount.limits.quotas import API_CALLS, EVENTS, QuotaExceeded, QuotaMeter, reset_expired_periods
+from camcount.tenancy.lifecycle import delete_tenant
 from camcount.tenancy.models import Tenant
 from tests.fixtures.tenants import TenantFactory
 
@@ -258,3 +259,19 @@ async def test_the_reset_job_restarts_idle_tenants_at_their_local_midnight(
     assert (await _row(db, tenant.id, API_CALLS))[0] == 1
     await reset_expired_periods(db, now=datetime(2026, 12, 1, 15, 0, tzinfo=UTC))  # midnight in Tokyo
     assert await _row(db, tenant.id, API_CALLS) == (0, datetime(2026, 12, 1, 15, 0, tzinfo=UTC))
+
+
+async def test_a_tenant_deleted_meanwhile_does_not_block_the_others_history(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    # Its row would break the foreign key and, with it, every other tenant's billing history.
+    kept = await _limited(db, make_tenant, API_CALLS, 1000)
+    deleted = await _limited(db, make_tenant, API_CALLS, 1000)
+    meter = QuotaMeter(db)
+    now = datetime.now(UTC)
+    for tenant in (kept, deleted, kept):
+        await meter.consume(tenant, API_CALLS, now=now)
+    await delete_tenant(db, deleted.slug, actor="test")
+    await meter.stop()
+    assert sum((await _history(db, kept.id, API_CALLS)).values()) == 2
+    assert await _history(db, deleted.id, API_CALLS) == {}

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from camcount.db.pools import Database
-from camcount.monitoring.ingestion import flush_ingestion_counters
 from camcount.monitoring.logs import JsonFormatter
 from camcount.monitoring.tenant_metrics import tenant_metrics
 from tests.fixtures.api import OWNER_PASSWORD, ApiTenantFactory
@@ -52,7 +52,11 @@ async def test_metrics_need_an_operator_token(
 
 
 async def test_the_exposition_parses_and_ingestion_counters_move_by_exactly_the_batch(
-    api: httpx.AsyncClient, db: Database, make_api_tenant: ApiTenantFactory, operator_headers: dict[str, str]
+    api: httpx.AsyncClient,
+    api_app: FastAPI,
+    db: Database,
+    make_api_tenant: ApiTenantFactory,
+    operator_headers: dict[str, str],
 ) -> None:
     owner = await make_api_tenant("schema")
     camera = await add_camera(db, owner.tenant)
@@ -80,7 +84,7 @@ async def test_the_exposition_parses_and_ingestion_counters_move_by_exactly_the_
     assert not any(label == "tenant" or value == owner.slug for _, labels in after for label, value in labels)
 
     # The same outcomes reach the tenant's own counters (and so its error rate).
-    await flush_ingestion_counters(db)
+    await api_app.state.ingestion_counters.flush()  # what the background task does every 2 s
     [measured] = await tenant_metrics(db, [owner.tenant], now=datetime.now(UTC))
     assert (measured.ingestion_accepted, measured.ingestion_duplicate, measured.ingestion_rejected) == (
         2,

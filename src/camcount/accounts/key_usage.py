@@ -11,13 +11,12 @@ older note never overwrites a newer one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
+from camcount.periodic import PeriodicFlush
 from camcount.tenancy.models import Tenant, TenantLocation
 
 FLUSH_SECONDS = 60.0
@@ -38,35 +37,7 @@ WHERE t.prefix = used.prefix AND (t.last_used_at IS NULL OR t.last_used_at < use
 """
 
 
-class _PeriodicFlush:
-    """Calls ``flush`` every ``flush_seconds`` from ``start`` on, and once more at ``stop``."""
-
-    def __init__(self, db: Database, flush_seconds: float = FLUSH_SECONDS) -> None:
-        self.db = db
-        self.flush_seconds = flush_seconds
-        self._task: asyncio.Task[None] | None = None
-
-    async def flush(self) -> int:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"camcount-{type(self).__name__}")
-
-    async def stop(self) -> None:
-        """Stop the periodic writes and write what is left."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_seconds)
-            await self.flush()
-
-
-class KeyUsage(_PeriodicFlush):
+class KeyUsage(PeriodicFlush):
     """Device-key uses noted in memory and written to each tenant's ``api_keys`` now and then."""
 
     def __init__(self, db: Database, flush_seconds: float = FLUSH_SECONDS) -> None:
@@ -98,7 +69,7 @@ class KeyUsage(_PeriodicFlush):
         return written
 
 
-class OperatorTokenUsage(_PeriodicFlush):
+class OperatorTokenUsage(PeriodicFlush):
     """Operator-token uses noted in memory and written to ``control.operator_tokens`` now and then."""
 
     def __init__(self, db: Database, flush_seconds: float = FLUSH_SECONDS) -> None:

@@ -123,11 +123,17 @@ UPDATE control.tenant_limits SET current_usage = greatest(current_usage - %s, 0)
 WHERE tenant_id = %s AND resource = %s AND period_start = %s
 """
 
+# The day's tallies of every tenant in one statement. A tenant deleted since its units were counted
+# is skipped: its row would break the foreign key, and with it every other tenant's history.
 _HISTORY = """
-INSERT INTO control.tenant_resource_usage (tenant_id, resource, usage_date, usage_value)
-VALUES (%s, %s, %s, %s)
+INSERT INTO control.tenant_resource_usage AS u (tenant_id, resource, usage_date, usage_value)
+SELECT n.tenant_id, n.resource, n.usage_date, n.usage_value
+FROM unnest(%(tenant_ids)s::int8[], %(resources)s::text[], %(dates)s::date[], %(values)s::int8[])
+    AS n (tenant_id, resource, usage_date, usage_value)
+WHERE EXISTS (SELECT FROM control.tenants t WHERE t.id = n.tenant_id)
+ORDER BY 1, 2, 3
 ON CONFLICT (tenant_id, resource, usage_date)
-DO UPDATE SET usage_value = control.tenant_resource_usage.usage_value + EXCLUDED.usage_value, updated_at = now()
+DO UPDATE SET usage_value = u.usage_value + EXCLUDED.usage_value, updated_at = now()
 """
 
 _THRESHOLD = """
@@ -350,8 +356,7 @@ class QuotaMeter:
         written = 0
         if tally:
             try:
-                async with self.db.app_control() as conn, conn.cursor() as cur:
-                    await cur.executemany(_HISTORY, [(t, r, d, n) for (t, r, d), n in sorted(tally.items())])
+                await self._write_history(tally)
                 written = sum(tally.values())
             except Exception:
                 # Keep the counts for the next flush rather than losing them.
@@ -367,6 +372,17 @@ class QuotaMeter:
             if now >= lease.period_end and not lease.remaining:
                 self._leases.pop(key, None)
         return written
+
+    async def _write_history(self, tally: dict[tuple[int, str, date], int]) -> None:
+        keys = sorted(tally)
+        params = {
+            "tenant_ids": [tenant_id for tenant_id, _, _ in keys],
+            "resources": [resource for _, resource, _ in keys],
+            "dates": [day for _, _, day in keys],
+            "values": [tally[key] for key in keys],
+        }
+        async with self.db.app_control() as conn:
+            await conn.execute(_HISTORY, params)
 
     async def _loop(self) -> None:
         while True:

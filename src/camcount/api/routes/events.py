@@ -28,7 +28,6 @@ from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
 from camcount.limits.quotas import QuotaExceeded
 from camcount.limits.rate import admit_ingest, refund_ingest
-from camcount.monitoring.ingestion import record_ingestion_batch
 from camcount.tenancy.retention import event_retention_days
 
 router = APIRouter(tags=["events"])
@@ -152,7 +151,7 @@ async def post_events(
     outcomes = tally(results)
     accepted = outcomes[0]
     refund_ingest(request, ctx.tenant, storable - accepted, now=now)
-    await record_ingestion_batch(db, ctx.tenant.id, outcomes)  # counters (camcount.monitoring)
+    request.app.state.ingestion_counters.record(ctx.tenant.id, outcomes)  # written in the background
     if accepted:
         await counts_changed(request.app.state.cache, ctx.tenant.id)  # cached /counts answers are stale
     # Committed: only now is the answer sent.
