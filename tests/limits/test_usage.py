@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
+from camcount.limits.periods import local_date
 from camcount.limits.plans import set_tenant_limit
+from camcount.limits.quotas import EVENTS, QuotaMeter
 from camcount.limits.storage import StorageExceeded, check_storage_allows_ingest, measure_storage
 from camcount.limits.usage import UsageStatus, measure_usage, status_for, usage_report
 from camcount.tenancy.models import Tenant
@@ -104,3 +106,31 @@ async def test_ingestion_is_refused_over_the_storage_limit_plus_grace(
     await set_tenant_limit(db, tenant.slug, "storage_gb", 1, actor="test")
     await measure_storage(db, now=datetime.now(UTC))
     await check_storage_allows_ingest(db, tenant)
+
+
+async def test_a_quota_shows_the_units_used_this_period_not_those_reserved(
+    db: Database, make_tenant: TenantFactory
+) -> None:
+    tenant = await make_tenant(timezone="Asia/Kathmandu")
+    await set_tenant_limit(db, tenant.slug, EVENTS, 10_000, actor="test")
+    now = datetime.now(UTC)
+    meter = QuotaMeter(db)
+    await meter.consume(tenant, EVENTS, 30, now=now)
+    meter.refund(tenant, EVENTS, 5, now=now)  # e.g. duplicates of a retried batch
+    await meter.flush()  # the history, as every API process writes it each second
+    async with db.owner() as conn:
+        cur = await conn.execute(
+            "SELECT current_usage FROM control.tenant_limits WHERE tenant_id = %s AND resource = %s",
+            (tenant.id, EVENTS),
+        )
+        assert (await cur.fetchone()) == (100,)  # a block of 1% is reserved by the process
+        last_month = local_date(now, tenant.timezone).replace(day=1) - timedelta(days=1)
+        await conn.execute(  # an earlier period does not count
+            "INSERT INTO control.tenant_resource_usage (tenant_id, resource, usage_date, usage_value) "
+            "VALUES (%s, %s, %s, 400)",
+            (tenant.id, EVENTS, last_month),
+        )
+        await conn.commit()
+    [row] = [r for r in await usage_report(db, tenant_slug=tenant.slug, now=now) if r.resource == EVENTS]
+    assert (row.usage, row.percent, row.status) == (Decimal(25), Decimal("0.25"), UsageStatus.LOW)
+    await meter.stop()

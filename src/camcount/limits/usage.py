@@ -1,8 +1,10 @@
 """Usage analytics: per tenant and resource, the limit, the usage, the percentage and a status.
 
 Statuses (the seed's view, with its names): LOW below 50%, MEDIUM from 50%, HIGH from 80%,
-LIMIT_REACHED from 100% (a limit of 0 is always reached). Quotas show the usage of their current
-period (a period that has ended counts as 0 even before the reset job ran) and when it resets.
+LIMIT_REACHED from 100% (a limit of 0 is always reached). Quotas show the units accepted in their
+current period, from the per-day history each API process writes every second (not
+``current_usage``, which also counts units processes reserved and have not used yet), and when the
+period resets.
 Entity gauges come from the last measurement (``measure_usage``) or, for one tenant, a live count;
 storage from the last storage measurement.
 
@@ -13,8 +15,8 @@ monitoring and the dashboard.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
@@ -95,7 +97,7 @@ class UsageRow:
 
 _REPORT = """
 SELECT t.id, t.slug, t.plan, t.timezone, tl.resource, tl.limit_value, tl.current_usage, tl.reset_period,
-       tl.period_start, tl.is_override, ts.bytes
+       tl.is_override, ts.bytes
 FROM control.tenants t
 JOIN control.tenant_limits tl ON tl.tenant_id = t.id
 LEFT JOIN control.tenant_storage ts ON ts.tenant_id = t.id
@@ -107,6 +109,7 @@ ORDER BY t.slug, tl.resource
 async def _report_rows(conn: AsyncConnection, slug: str | None, now: datetime) -> list[UsageRow]:
     cur = await conn.execute(_REPORT, {"slug": slug})
     rows: list[UsageRow] = []
+    quota_days: dict[tuple[int, str], tuple[date, date]] = {}  # a quota's period in local days
     for (
         tid,
         tslug,
@@ -116,7 +119,6 @@ async def _report_rows(conn: AsyncConnection, slug: str | None, now: datetime) -
         limit,
         current,
         period,
-        stored_start,
         override,
         stored_bytes,
     ) in await cur.fetchall():
@@ -124,12 +126,48 @@ async def _report_rows(conn: AsyncConnection, slug: str | None, now: datetime) -
         start = end = None
         if period is not None:
             start, end = period_bounds(period, now, tz)
-            if stored_start != start:
-                usage = Decimal(0)  # the stored count belongs to an earlier period
+            quota_days[(tid, resource)] = (local_date(start, tz), local_date(end, tz))
+            usage = Decimal(0)  # what the quota accepted this period: _with_quota_use
         elif resource == "storage_gb" and stored_bytes is not None:
             usage = (Decimal(stored_bytes) / GIB).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
         rows.append(UsageRow(tid, tslug, plan, resource, int(limit), usage, period, start, end, override))
-    return rows
+    return await _with_quota_use(conn, rows, quota_days)
+
+
+# Units a quota accepted in its period: the per-day history every API process writes each second.
+# (current_usage counts the units *granted* to processes, which they may not have used yet.)
+_QUOTA_USE = """
+SELECT q.tenant_id, q.resource, coalesce(sum(u.usage_value), 0)
+FROM unnest(%(tenant_ids)s::int8[], %(resources)s::text[], %(firsts)s::date[], %(ends)s::date[])
+    AS q (tenant_id, resource, first_day, end_day)
+LEFT JOIN control.tenant_resource_usage u
+    ON u.tenant_id = q.tenant_id AND u.resource = q.resource
+   AND u.usage_date >= q.first_day AND u.usage_date < q.end_day
+GROUP BY 1, 2
+"""
+
+
+async def _with_quota_use(
+    conn: AsyncConnection, rows: list[UsageRow], quota_days: dict[tuple[int, str], tuple[date, date]]
+) -> list[UsageRow]:
+    """The rows, each quota's usage being the units it accepted this period rather than granted.
+
+    A lease holds units a process has reserved but not used (up to 1% of the limit per process
+    for a busy tenant, see :mod:`camcount.limits.quotas`): the usage a tenant is shown is what
+    its requests and events used, to within the second before the history's last write.
+    """
+    if not quota_days:
+        return rows
+    keys = list(quota_days)
+    params = {
+        "tenant_ids": [tenant_id for tenant_id, _ in keys],
+        "resources": [resource for _, resource in keys],
+        "firsts": [quota_days[key][0] for key in keys],
+        "ends": [quota_days[key][1] for key in keys],
+    }
+    cur = await conn.execute(_QUOTA_USE, params)
+    used = {(tid, resource): max(int(n), 0) for tid, resource, n in await cur.fetchall()}
+    return [replace(r, usage=Decimal(used.get((r.tenant_id, r.resource), r.usage))) for r in rows]
 
 
 async def usage_report(
