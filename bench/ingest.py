@@ -422,8 +422,8 @@ checking 1,000 JSON events, encoding the columns, uvicorn, FastAPI, psycopg).
 - `raw`: binary `COPY` into a temporary staging table, `INSERT INTO counting_results ... ON CONFLICT
   DO NOTHING` (its primary key, which holds occurred_at), one transaction per batch on long-lived
   owner connections (RLS is forced for the owner too).
-- `layer`: `ingest_batch` in process (application role pool; BEGIN, tenant context, the all-new
-  ingestion statement over seven binary arrays and COMMIT in one round trip), no HTTP, no JSON.{baseline}
+- `layer`: `ingest_batch` in process (application role pool; the tenant context and the all-new
+  ingestion statement over seven binary arrays in one round trip and one transaction), no HTTP, no JSON.{baseline}
 """
 
 

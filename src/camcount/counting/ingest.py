@@ -506,9 +506,10 @@ async def ingest_batch(
     """Store a well-formed batch given in columns (the HTTP hot path); one result per event, in order.
 
     The usual batch (every event new, its cameras known and in scope, its times in range, no key
-    twice) is stored in one round trip: BEGIN, the tenant context, ``_INGEST_NEW`` and COMMIT in one
-    pipeline, with no Python step per event. Any other batch leaves nothing behind there and goes
-    event by event through :func:`ingest_rows` in a new transaction, which gives each its outcome.
+    twice) is stored in one round trip: the tenant context and ``_INGEST_NEW`` in one pipeline, one
+    transaction that its Sync commits, with no Python step per event. Any other batch leaves
+    nothing behind there and goes event by event through :func:`ingest_rows` in a new
+    transaction, which gives each its outcome.
     A key that comes twice in the batch is not looked for here: the ledger's unique key refuses the
     second one as it refuses a stored event.
     """

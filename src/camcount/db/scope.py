@@ -90,11 +90,14 @@ async def tenant_fetch(
 ) -> list[tuple[Any, ...]]:
     """One statement in its own tenant-scoped transaction, in a single network round trip.
 
-    The same scope as :func:`tenant_transaction`: ``BEGIN``, the transaction-scoped context, the
-    statement, ``COMMIT``; sent as one pipeline instead of four round trips (the hot read path,
-    and ingestion's usual batch). The explicit BEGIN/COMMIT in autocommit mode lets psycopg queue
-    all four without intermediate syncs. Statements used often are prepared (psycopg's
-    threshold; ``prepare=False`` turns that off), for every placement: schema tenants share their
+    The same scope as :func:`tenant_transaction`: the transaction-scoped context, then the
+    statement, sent as one pipeline (the hot read path, and ingestion's usual batch). In the
+    extended query protocol the messages up to a Sync run in one transaction, which the Sync
+    commits (or rolls back after an error) before the server answers it, so neither BEGIN nor
+    COMMIT is sent: two statements fewer for both sides (measured: 85 instead of 129 us of this
+    process's CPU per call), and the context still ends with the transaction.
+
+    Statements used often are prepared (psycopg's threshold; ``prepare=False`` turns that off), for every placement: schema tenants share their
     database's pool, so ``search_path`` can differ from one transaction to the next on a
     connection, and PostgreSQL then parses and plans the prepared statement again for the new
     ``search_path`` (never reusing one schema's plan for another), which costs what an unprepared
@@ -108,9 +111,12 @@ async def tenant_fetch(
         except errors.FeatureNotSupported as error:
             if error.diag.message_primary != PLAN_CHANGED:
                 raise
-        # A migration changed the type of a column this prepared statement returns. The failed
-        # transaction's ROLLBACK made psycopg forget its prepared statements on the connection,
-        # so the same statement runs again, planned afresh, and nothing was written the first time.
+            # A migration changed the type of a column this prepared statement returns. Nothing
+            # was written (the failed transaction rolled back at the Sync): drop the connection's
+            # prepared statements, which psycopg forgets on DEALLOCATE ALL, and run the statement
+            # again, planned afresh.
+            await conn.execute(b"DEALLOCATE ALL")
+            await conn.commit()
         return await _pipelined(conn, location, query, params, prepare)
 
 
@@ -121,16 +127,11 @@ async def _pipelined(
     params: tuple[object, ...] | Mapping[str, object],
     prepare: bool | None,
 ) -> list[tuple[Any, ...]]:
-    await conn.set_autocommit(True)
+    await conn.set_autocommit(True)  # psycopg then sends no BEGIN: the pipeline's Sync ends the transaction
     try:
         async with conn.pipeline():
-            # BEGIN and COMMIT are never prepared: after a failed statement the server skips
-            # the rest of the pipeline, COMMIT's PREPARE with it, but psycopg 3.3 would count it
-            # as prepared and later send "prepared statement does not exist" errors.
-            await conn.execute(b"BEGIN", prepare=False)
             await conn.execute(*_context(location, bounded=True), prepare=prepare)
             cur = await conn.execute(query, params, prepare=prepare)
-            await conn.execute(b"COMMIT", prepare=False)
     finally:
         if conn.info.transaction_status != TransactionStatus.IDLE:
             await conn.execute(b"ROLLBACK")
