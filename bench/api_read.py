@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from bench.counting_setup import machine, stamp
 from camcount.accounts.roles import Role
 from camcount.accounts.tokens import TokenService
 from camcount.accounts.users import UserRequest, create_user
@@ -180,6 +181,7 @@ def main() -> None:
 def _record(options: argparse.Namespace, bare: float, read: float, ratio: float) -> None:
     section = (
         "## API read path\n\n"
+        f"Measured {stamp()} on {machine()}.\n\n"
         f"`python -m bench.api_read` — wrk, 1 thread, {options.connections} connections, {options.seconds} s per run, "
         f"best of {options.rounds} alternating rounds; `camcount serve --workers {options.workers}`; "
         f"{options.placement} placement; wrk, uvicorn and PostgreSQL share the machine's 2 cores.\n\n"
@@ -193,7 +195,7 @@ def _record(options: argparse.Namespace, bare: float, read: float, ratio: float)
         "alternating. History: 0.28 and 0.23 before the camera answer was cached; 0.77 recorded after it; "
         "0.91 after the access-log formatter stopped running its masking substitutions on strings that "
         "cannot hold a secret (65 to 24 us per line) and `camcount serve`'s protocol began writing each "
-        "answer in one piece (one system call instead of two).\n\n"
+        "answer in one piece (one system call instead of two); 0.92 and 0.94 in two runs on the AMD EPYC machine of session 7.\n\n"
         "How the read is served: the answer of `GET /cameras/{id}` is cached, serialised, per tenant "
         "(`t:{tenant}:camera:{id}`, `tenant_cache_seconds`, dropped by every write to the camera through the "
         "API), so a warm read does no database round trip and no serialisation; tenant records are shared "
