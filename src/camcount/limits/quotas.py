@@ -256,9 +256,8 @@ class QuotaMeter:
         now = time.monotonic()
         since, lease.refilled_at = now - lease.refilled_at, now
         assert lease.limit is not None
-        if since < self.refill_seconds and self._block(lease.limit, n, lease.growth) < self._share(
-            lease.limit
-        ):
+        can_grow = self._block(lease.limit, n, lease.growth) < self._share(lease.limit)
+        if since < self.refill_seconds and can_grow:
             lease.growth *= 2
         elif since > 4 * self.refill_seconds and lease.growth > 1:
             lease.growth //= 2
