@@ -5,7 +5,7 @@ what it measures. httpx spent about 4 ms of CPU per 1,000-event batch (request b
 objects, its state machine), more than twice the raw path's psycopg client; a device's C or Go
 client would spend a fraction of that on a different machine. This one writes the request as one
 buffer and reads the answer by its Content-Length: nothing else, and enough for the benchmarks'
-POSTs (it refuses what it does not handle rather than guessing).
+POSTs and GETs (it refuses what it does not handle rather than guessing).
 """
 
 from __future__ import annotations
@@ -32,7 +32,16 @@ class KeepAliveClient:
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         """(status, body) of a POST."""
-        lines = [f"POST {path} HTTP/1.1", f"Host: {self._host}", f"Content-Length: {len(body)}"]
+        return await self.request("POST", path, body, headers)
+
+    async def get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        """(status, body) of a GET (``path`` with its query string, already encoded)."""
+        return await self.request("GET", path, b"", headers)
+
+    async def request(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self._host}", f"Content-Length: {len(body)}"]
         lines.extend(f"{name}: {value}" for name, value in headers.items())
         self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         head = await self._reader.readuntil(b"\r\n\r\n")

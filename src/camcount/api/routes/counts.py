@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from camcount.api.deps import Permission, TenantContext, get_cache, get_db, require
+from camcount.api.responses import FastJSONResponse
 from camcount.api.routes._keyset import MAX_CURSOR_LENGTH, decode_key, encode_key
 from camcount.cache import Cache
 from camcount.counting.aggregate_cache import cached_answer
@@ -101,14 +101,13 @@ async def get_counts(
 
     async def compute() -> dict[str, Any]:
         page = await fetch_counts(db, ctx.tenant.location, params.query, after=after, limit=limit)
-        # JSON-ready values, so a cached answer (in Redis: JSON text) and a fresh one are the same.
-        answer: dict[str, Any] = jsonable_encoder(
-            {"items": page.items, "next_cursor": encode_key(page.next_key)}
-        )
-        return answer
+        # The items are JSON values already (counting.queries), so a cached answer (in Redis: JSON
+        # text) and a fresh one are the same; FastAPI's jsonable_encoder walking them again took
+        # more time than the query (about 4,500 calls for a week of hours).
+        return {"items": page.items, "next_cursor": encode_key(page.next_key)}
 
     request_key = repr((params.query, after, limit))
-    return JSONResponse(await cached_answer(cache, ctx.tenant.id, request_key, compute))
+    return FastJSONResponse(await cached_answer(cache, ctx.tenant.id, request_key, compute))
 
 
 @router.get(

@@ -14,11 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from camcount.api.deps import Permission, TenantContext, get_db, require
 from camcount.api.problems import problem_response
+from camcount.api.responses import FastJSONResponse
 from camcount.api.routes._keyset import MAX_CURSOR_LENGTH, decode_key, encode_key
 from camcount.counting.aggregate_cache import counts_changed
 from camcount.counting.ingest import MAX_BATCH_EVENTS, OLDEST_ACCEPTED, IngestScope, answer_json, tally
@@ -196,4 +197,4 @@ async def get_events(
     after = decode_key(cursor, 3)
     async with tenant_transaction(db, ctx.tenant.location) as conn:
         page = await list_events(conn, scope, after=after, limit=limit, order=order)
-    return JSONResponse({"items": page.items, "next_cursor": encode_key(page.next_key)})
+    return FastJSONResponse({"items": page.items, "next_cursor": encode_key(page.next_key)})
