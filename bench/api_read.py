@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from bench.counting_setup import machine, stamp
+from bench.counting_setup import machine, stamp, write_section
 from camcount.accounts.roles import Role
 from camcount.accounts.tokens import TokenService
 from camcount.accounts.users import UserRequest, create_user
@@ -39,7 +39,6 @@ from camcount.tenancy.provisioning import TenantRequest, create_tenant
 
 SERVER_URL = os.environ.get("CAMCOUNT_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DBNAME = "cc_bench_api"
-RESULTS = Path(__file__).with_name("RESULTS.md")
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789"  # noqa: S105 (a throwaway bench key)
 
 
@@ -209,14 +208,7 @@ def _record(options: argparse.Namespace, bare: float, read: float, ratio: float)
         "route matching over the ~60 routes (~10%), and the rate-limit bucket and quota lease (`limits`, ~3%, "
         "no I/O per request). A cold read (cache miss, once per TTL per camera) costs one pipelined round trip.\n"
     )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"## API read path\n.*?(?=\n## |\Z)", re.S)
-    text = (
-        pattern.sub(section.rstrip("\n") + "\n", text)
-        if pattern.search(text)
-        else text.rstrip("\n") + "\n\n" + section
-    )
-    RESULTS.write_text(text)
+    write_section("API read path", section.removeprefix("## API read path\n\n"))
 
 
 if __name__ == "__main__":

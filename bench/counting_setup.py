@@ -195,12 +195,24 @@ def machine() -> str:
             f"load average at the start {load}")  # fmt: skip
 
 
+# In a section of bench/RESULTS.md, what follows this line is written by hand (what a session
+# measured and why) and stays when a benchmark rewrites the section's figures above it.
+NOTES_MARKER = "<!-- notes: kept when a benchmark rewrites this section -->"
+
+
 def write_section(title: str, body: str) -> None:
-    """Replace (or append) the ``## title`` section of bench/RESULTS.md, leaving the others alone."""
+    """Replace (or append) the ``## title`` section of bench/RESULTS.md, leaving the others alone.
+
+    The section's notes (from :data:`NOTES_MARKER` on) are kept below the new figures.
+    """
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = f"## {title}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
+    found = pattern.search(text)
+    notes = ""
+    if found and NOTES_MARKER in found.group(0):
+        notes = "\n" + found.group(0)[found.group(0).index(NOTES_MARKER) :].strip() + "\n"
+    section = f"## {title}\n\n{body.strip()}\n{notes}"
+    if found:
         text = pattern.sub(lambda _m: section + "\n", text, count=1).rstrip() + "\n"
     else:
         text = text.rstrip() + "\n\n" + section
