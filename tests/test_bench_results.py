@@ -10,7 +10,9 @@ from bench import counting_setup
 from bench.counting_setup import NOTES_MARKER, write_section
 
 
-def test_a_section_is_rewritten_and_its_notes_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_section_is_rewritten_and_its_notes_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text(
         "# Benchmark results\n\n## Ingestion\n\nold figures\n\n"
