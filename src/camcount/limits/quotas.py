@@ -27,7 +27,6 @@ period is older; :func:`reset_expired_periods` does the same for idle tenants on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -36,9 +35,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from camcount.db.pools import Database
+from camcount.db.unnest import unnest_params
 from camcount.errors import TooManyRequests
 from camcount.limits.periods import local_date, period_bounds, zone
 from camcount.limits.plans import QUOTAS
+from camcount.periodic import PeriodicFlush
 from camcount.tenancy.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ THRESHOLDS = (80, 100)
 REQUESTS_AHEAD = 4
 
 
-class QuotaMeter:
+class QuotaMeter(PeriodicFlush):
     """One per API process. ``consume`` is the hot path: memory only, except once per block."""
 
     def __init__(
@@ -163,10 +164,9 @@ class QuotaMeter:
         refusal_recheck: float = 1.0,
         refill_seconds: float = 1.0,
     ) -> None:
-        self.db = db
+        super().__init__(db, flush_interval)
         self.block_fraction = block_fraction
         self.max_block = max_block
-        self.flush_interval = flush_interval
         self.idle_release = idle_release
         self.refusal_recheck = refusal_recheck
         self.refill_seconds = refill_seconds
@@ -174,7 +174,6 @@ class QuotaMeter:
         self._tally: dict[tuple[int, str, date], int] = {}
         self._locks: dict[tuple[int, str], asyncio.Lock] = {}
         self._days: dict[str, tuple[datetime, datetime, date]] = {}  # zone -> its local day in UTC
-        self._task: asyncio.Task[None] | None = None
 
     # -- hot path -------------------------------------------------------------------------------
 
@@ -373,35 +372,14 @@ class QuotaMeter:
         return written
 
     async def _write_history(self, tally: dict[tuple[int, str, date], int]) -> None:
-        keys = sorted(tally)
-        params = {
-            "tenant_ids": [tenant_id for tenant_id, _, _ in keys],
-            "resources": [resource for _, resource, _ in keys],
-            "dates": [day for _, _, day in keys],
-            "values": [tally[key] for key in keys],
-        }
+        rows = ((*key, units) for key, units in sorted(tally.items()))
+        params = unnest_params(rows, "tenant_ids", "resources", "dates", "values")
         async with self.db.app_control() as conn:
             await conn.execute(_HISTORY, params)
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("quota flush failed; will retry")
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="camcount-quota-flush")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush(release_all=True)
+    async def final_flush(self) -> int:
+        """At shutdown: the tallies, and every unused lease back to its tenant."""
+        return await self.flush(release_all=True)
 
 
 async def reset_expired_periods(db: Database, *, now: datetime) -> dict[str, int]:

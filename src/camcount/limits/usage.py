@@ -25,6 +25,7 @@ from psycopg import AsyncConnection, sql
 
 from camcount.db.pools import Database
 from camcount.db.scope import tenant_transaction
+from camcount.db.unnest import unnest_params
 from camcount.errors import InvalidInput
 from camcount.limits.entities import ENTITY_RESOURCES
 from camcount.limits.periods import local_date, period_bounds
@@ -158,13 +159,8 @@ async def _with_quota_use(
     """
     if not quota_days:
         return rows
-    keys = list(quota_days)
-    params = {
-        "tenant_ids": [tenant_id for tenant_id, _ in keys],
-        "resources": [resource for _, resource in keys],
-        "firsts": [quota_days[key][0] for key in keys],
-        "ends": [quota_days[key][1] for key in keys],
-    }
+    periods = ((tenant_id, resource, *days) for (tenant_id, resource), days in quota_days.items())
+    params = unnest_params(periods, "tenant_ids", "resources", "firsts", "ends")
     cur = await conn.execute(_QUOTA_USE, params)
     used = {(tid, resource): max(int(n), 0) for tid, resource, n in await cur.fetchall()}
     return [replace(r, usage=Decimal(used.get((r.tenant_id, r.resource), r.usage))) for r in rows]

@@ -22,6 +22,7 @@ import logging
 from datetime import UTC, datetime
 
 from camcount.db.pools import Database
+from camcount.db.unnest import unnest_params
 from camcount.monitoring import metrics
 from camcount.periodic import PeriodicFlush
 
@@ -50,14 +51,8 @@ def _hour(now: datetime) -> datetime:
 
 
 async def _write(db: Database, counts: dict[tuple[int, datetime], Counts]) -> None:
-    keys = sorted(counts)
-    params = {
-        "tenant_ids": [tenant_id for tenant_id, _ in keys],
-        "ats": [hour for _, hour in keys],
-        "accepted": [counts[key][0] for key in keys],
-        "duplicate": [counts[key][1] for key in keys],
-        "rejected": [counts[key][2] for key in keys],
-    }
+    rows = ((tenant_id, hour, *outcomes) for (tenant_id, hour), outcomes in sorted(counts.items()))
+    params = unnest_params(rows, "tenant_ids", "ats", "accepted", "duplicate", "rejected")
     async with db.app_control() as conn:
         await conn.execute(_UPSERT, params)
 
