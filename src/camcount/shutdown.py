@@ -1,7 +1,7 @@
 """Shutdown steps that cannot hold a stopping process hostage.
 
-At shutdown the API writes what it kept in memory (quota leases, device-key and operator-token
-uses) and closes the cache. When the database or Redis is the reason for the restart, every such
+At shutdown the API writes what it kept in memory (quota leases, ingestion counters, device-key
+and operator-token uses) and closes the cache. When the database or Redis is the reason for the restart, every such
 write would wait for a pooled connection until the pool's timeout (30 s each, measured: a
 ``camcount serve`` took 32 s to stop with PostgreSQL gone, and ended with a traceback). The steps
 share one deadline instead; what a step could not write by then is lost, as it would be had the

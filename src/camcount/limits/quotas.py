@@ -27,7 +27,6 @@ period is older; :func:`reset_expired_periods` does the same for idle tenants on
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -41,8 +40,6 @@ from camcount.limits.periods import local_date, period_bounds, zone
 from camcount.limits.plans import QUOTAS
 from camcount.periodic import PeriodicFlush
 from camcount.tenancy.models import Tenant
-
-log = logging.getLogger(__name__)
 
 API_CALLS = "api_calls_per_day"
 EVENTS = "events_per_month"
